@@ -1,0 +1,56 @@
+"""scalex: neural scaling laws of two-layer teacher–student networks on power-law data.
+
+Exact per-eigenvalue-group order-parameter ODEs, fast online-SGD simulation, the exact linear
+theory, and analysis of plateaus and power laws, all as labelled xarray Datasets.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from . import accessor as _accessor  # noqa: F401  (registers ds.scalex)
+from . import integrals, spectrum
+from ._version import __version__
+from .integrals import generalization_error
+from .schema import open_dataset, to_netcdf, validate
+from .setup import Setup
+from .weights import initial_overlaps, sample_weights
+
+__all__ = [
+    "Setup",
+    "__version__",
+    "generalization_error",
+    "initial_overlaps",
+    "integrals",
+    "linear_theory",
+    "open_dataset",
+    "open_store",
+    "sample_weights",
+    "simulate",
+    "solve_ode",
+    "spectrum",
+    "sweep",
+    "to_netcdf",
+    "validate",
+]
+
+# Heavier pieces are imported on first use so `import scalex` stays fast.
+_LAZY = {
+    "solve_ode": ("ode", "solve_ode"),
+    "simulate": ("simulate", "simulate"),
+    "linear_theory": ("linear", "linear_theory"),
+    "sweep": ("sweep", "sweep"),
+    "open_store": ("sweep", "open_store"),
+    "escape": ("theory", "escape"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(import_module(f"scalex.{module}"), attr)
+    if name in ("ode", "simulate", "linear", "analysis", "theory", "sweep", "catalog", "plot",
+                "schema", "weights", "cli"):
+        return import_module(f"scalex.{name}")
+    raise AttributeError(f"module 'scalex' has no attribute {name!r}")

@@ -1,0 +1,282 @@
+"""The scalex Dataset schema, its validation, and atomic NetCDF input/output.
+
+Every result of scalex (ODE, simulation, linear theory, sweeps) is an `xarray.Dataset` with
+
+dims
+    ``alpha`` (time α = SGD steps / N), ``group`` (eigenvalue group τ = 1..L),
+    ``student_i``/``student_j`` (1..K), ``teacher_n``/``teacher_m`` (1..M), plus optional
+    ``seed`` and sweep-parameter dims, which always come first.
+coords
+    ``eigenvalue(group)``, ``multiplicity(group)``.
+data variables
+    ``eg(alpha)`` ε_g, ``q(alpha, group, student_i, student_j)``,
+    ``r(alpha, group, student_i, teacher_n)``, ``t(group, teacher_n, teacher_m)``, and
+    ``status`` ("ok", "diverged" or "failed: ...").
+attrs
+    CF-1.10 (``Conventions``, ``title``, ``source``, ``history``), every `Setup` field, the
+    exact Setup record ``scalex_setup`` (JSON), its ``setup_hash``, the producing ``method``,
+    and the conventions in force (activation, time unit, normalisation).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import ArrayLike
+
+from ._version import __version__
+from .integrals import generalization_error
+from .setup import ATTR_KEY, Setup
+
+__all__ = [
+    "DIMS",
+    "VARIABLES",
+    "SchemaError",
+    "make_dataset",
+    "open_dataset",
+    "to_netcdf",
+    "validate",
+    "weighted_overlaps",
+]
+
+DIMS = ("alpha", "group", "student_i", "student_j", "teacher_n", "teacher_m")
+
+#: name -> (core dims, long_name, units)
+VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "eg": (("alpha",), "generalisation error ε_g", "1"),
+    "q": (("alpha", "group", "student_i", "student_j"),
+          "student-student overlap q^τ_ij = J_i P_τ J_j / N", "1"),
+    "r": (("alpha", "group", "student_i", "teacher_n"),
+          "student-teacher overlap r^τ_in = J_i P_τ B_n / N", "1"),
+    "t": (("group", "teacher_n", "teacher_m"),
+          "teacher-teacher overlap t^τ_nm = B_n P_τ B_m / N", "1"),
+    "status": ((), "run status (ok, diverged, failed: reason)", ""),
+}
+
+COORDS: dict[str, tuple[str, str]] = {
+    "alpha": ("training time α = SGD steps / N", "1"),
+    "group": ("eigenvalue group τ", "1"),
+    "eigenvalue": ("eigenvalue λ_τ of the input covariance", "1"),
+    "multiplicity": ("number of input coordinates N_τ in group τ", "1"),
+    "student_i": ("student hidden unit i", "1"),
+    "student_j": ("student hidden unit j", "1"),
+    "teacher_n": ("teacher hidden unit n", "1"),
+    "teacher_m": ("teacher hidden unit m", "1"),
+    "seed": ("random seed of the weight draw and the SGD inputs", "1"),
+}
+
+CONVENTIONS = {
+    "activation_convention": "erf: g(x) = erf(x/sqrt(2)); linear: g(x) = x",
+    "time_convention": "alpha = number of SGD steps / N",
+    "spectrum_convention": "lambda_tau = lambda_+ tau^-(1+beta); mean: tr(Sigma)/N = 1; top: lambda_1 = 1",
+    "error_convention": "eg = E[(teacher - student)^2]/2 on noiseless labels",
+    "order_parameter_convention": "q^tau = J P_tau J^T / N, r^tau = J P_tau B^T / N, t^tau = B P_tau B^T / N",
+}
+
+
+class SchemaError(ValueError):
+    """A Dataset or file that does not follow the scalex schema."""
+
+
+def weighted_overlaps(q: ArrayLike, r: ArrayLike, t: ArrayLike, eigenvalues: ArrayLike):
+    """Q = Σ_τ λ_τ q^τ, R = Σ_τ λ_τ r^τ, T = Σ_τ λ_τ t^τ (group axis is -3)."""
+    lam = np.asarray(eigenvalues, dtype=float)
+    Q = np.einsum("...gij,g->...ij", np.asarray(q, dtype=float), lam)
+    R = np.einsum("...gin,g->...in", np.asarray(r, dtype=float), lam)
+    T = np.einsum("...gnm,g->...nm", np.asarray(t, dtype=float), lam)
+    return Q, R, T
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def base_attrs(setup: Setup, method: str, title: str | None = None) -> dict[str, Any]:
+    """CF global attributes plus every Setup field and the conventions."""
+    attrs: dict[str, Any] = {
+        "Conventions": "CF-1.10",
+        "title": title or f"scalex {method}: K={setup.K} M={setup.M} N={setup.N} L={setup.L} "
+                           f"{setup.activation}",
+        "institution": "",
+        "source": f"scalex {__version__}",
+        "history": f"{_now()} scalex {__version__}: {method}",
+        "references": "Worschech & Rosenow, ICLR 2025 (arXiv:2410.09005); Saad & Solla 1995",
+        "method": method,
+    }
+    attrs.update(CONVENTIONS)
+    attrs.update(setup.to_attrs())
+    return attrs
+
+
+def make_dataset(
+    setup: Setup,
+    alpha: ArrayLike,
+    q: ArrayLike,
+    r: ArrayLike,
+    t: ArrayLike,
+    *,
+    method: str,
+    eg: ArrayLike | None = None,
+    status: str = "ok",
+    extra: Mapping[str, tuple[tuple[str, ...], ArrayLike, Mapping[str, Any]]] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """Assemble one schema Dataset from plain arrays.
+
+    ``q`` (A, L, K, K), ``r`` (A, L, K, M), ``t`` (L, M, M); ``eg`` (A,) defaults to the exact
+    ε_g of the overlaps. ``extra`` adds variables as ``name: (dims, values, attrs)``.
+    """
+    sp = setup.spectrum
+    alpha = np.asarray(alpha, dtype=float)
+    q, r, t = (np.asarray(x, dtype=float) for x in (q, r, t))
+    if eg is None:
+        Q, R, T = weighted_overlaps(q, r, t, sp.eigenvalues)
+        v, w = setup.second_layer
+        eg = generalization_error(Q, R, T, v, w, setup.activation)
+    coords = {
+        "alpha": alpha,
+        "group": np.arange(1, sp.L + 1),
+        "eigenvalue": ("group", sp.eigenvalues),
+        "multiplicity": ("group", sp.multiplicities),
+        "student_i": np.arange(1, setup.K + 1),
+        "student_j": np.arange(1, setup.K + 1),
+        "teacher_n": np.arange(1, setup.M + 1),
+        "teacher_m": np.arange(1, setup.M + 1),
+    }
+    values = {"eg": eg, "q": q, "r": r, "t": t, "status": np.array(status, dtype=object)}
+    ds = xr.Dataset(
+        {name: (VARIABLES[name][0], values[name]) for name in VARIABLES}, coords=coords
+    )
+    for name, (dims, vals, var_attrs) in (extra or {}).items():
+        ds[name] = (dims, np.asarray(vals), dict(var_attrs))
+    ds.attrs = base_attrs(setup, method)
+    ds.attrs.update(attrs or {})
+    return annotate(ds)
+
+
+def annotate(ds: xr.Dataset) -> xr.Dataset:
+    """Add ``long_name``/``units`` to every known variable and coordinate (in place)."""
+    for name, (_dims, long_name, units) in VARIABLES.items():
+        if name in ds:
+            ds[name].attrs.setdefault("long_name", long_name)
+            if units:
+                ds[name].attrs.setdefault("units", units)
+    for name, (long_name, units) in COORDS.items():
+        if name in ds.coords:
+            ds[name].attrs.setdefault("long_name", long_name)
+            ds[name].attrs.setdefault("units", units)
+    return ds
+
+
+def validate(ds: xr.Dataset) -> xr.Dataset:
+    """Check that ``ds`` follows the scalex schema; raise `SchemaError` saying what is wrong.
+
+    Returns ``ds`` so the call can be chained.
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise SchemaError(f"expected an xarray.Dataset, got {type(ds).__name__}")
+    problems: list[str] = []
+    if ATTR_KEY not in ds.attrs:
+        raise SchemaError(f"attrs: missing {ATTR_KEY!r}; this is not a scalex dataset")
+    try:
+        setup = Setup.from_attrs(ds.attrs)
+    except (ValueError, TypeError) as err:
+        raise SchemaError(f"attrs[{ATTR_KEY!r}]: does not describe a valid Setup ({err})") from err
+    for key in ("Conventions", "source", "history", "method"):
+        if key not in ds.attrs:
+            problems.append(f"attrs: missing {key!r}")
+    for name in ("eg", "q", "r", "t"):
+        if name not in ds.data_vars:
+            problems.append(f"variable {name!r}: missing")
+            continue
+        core = VARIABLES[name][0]
+        dims = ds[name].dims
+        if dims[len(dims) - len(core):] != core:
+            problems.append(f"variable {name!r}: dims {dims} must end with {core}")
+        for attr in ("long_name", "units"):
+            if attr not in ds[name].attrs:
+                problems.append(f"variable {name!r}: missing attribute {attr!r}")
+    sweep_dims = str(ds.attrs.get("sweep_dims", "")).split()
+    expected = {"group": setup.L, "student_i": setup.K, "teacher_n": setup.M}
+    for dim, size in expected.items():
+        if dim in ds.dims and ds.sizes[dim] != size and not sweep_dims:
+            problems.append(f"dim {dim!r}: size {ds.sizes[dim]} does not match Setup ({size})")
+    if "alpha" in ds.coords:
+        a = np.asarray(ds["alpha"].values)
+        if a.size and (np.any(np.diff(a) <= 0) or a[0] < 0):
+            problems.append("coord 'alpha': must be >= 0 and strictly increasing")
+    if problems:
+        raise SchemaError("invalid scalex dataset:\n  - " + "\n  - ".join(problems))
+    return ds
+
+
+def _encodable(ds: xr.Dataset) -> xr.Dataset:
+    """A shallow copy whose attrs NetCDF can store (no None, bools as ints)."""
+    out = ds.copy(deep=False)
+    for obj in [out, *out.variables.values()]:
+        fixed = {}
+        for key, val in obj.attrs.items():
+            if val is None:
+                continue
+            fixed[key] = int(val) if isinstance(val, (bool, np.bool_)) else val
+        obj.attrs = fixed
+    return out
+
+
+def to_netcdf(ds: xr.Dataset, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """Write ``ds`` to ``path`` atomically: a temporary file in the same folder, then rename.
+
+    A failure leaves any previous file at ``path`` untouched and no partial file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        _encodable(ds).to_netcdf(tmp, engine="netcdf4", **kwargs)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None, **kwargs: Any) -> xr.Dataset:
+    """Open a scalex NetCDF result and validate it.
+
+    Raises `FileNotFoundError` for a missing file and `SchemaError` (a `ValueError`) for a
+    corrupt file or one that scalex did not write.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks, **kwargs)
+    except Exception as err:  # netCDF4 raises OSError, xarray ValueError for junk
+        raise SchemaError(f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})") from err
+    try:
+        return validate(ds)
+    except SchemaError as err:
+        ds.close()
+        raise SchemaError(f"{path}: {err}") from err
+
+
+def hierarchy(ds: xr.Dataset, l: int = 1, variable: str = "q") -> xr.DataArray:
+    """The powers-hierarchy view X^(l) = Σ_τ λ_τ^l x^τ of a per-group overlap (THEORY §2).
+
+    ``Q^(l) = J Σ^l Jᵀ / N`` for ``variable="q"`` (likewise ``"r"``, ``"t"``); l = 0 gives the
+    plain overlap, l = 1 the field covariance entry. Works lazily on dask-backed data.
+    """
+    if variable not in ("q", "r", "t"):
+        raise ValueError(f"variable: must be 'q', 'r' or 't', got {variable!r}")
+    lam = ds["eigenvalue"]
+    out = (ds[variable] * lam**l).sum("group", skipna=True)
+    out.attrs = {"long_name": f"{variable.upper()}^({l}) = Σ_τ λ_τ^{l} {variable}^τ", "units": "1"}
+    return out.rename(f"{variable.upper()}{l}")

@@ -1,0 +1,270 @@
+"""`Setup`: one frozen, validated description of a teacher–student experiment (THEORY §1)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .spectrum import NORMS, Spectrum, normalize, power_law
+
+__all__ = ["ACTIVATIONS", "OUTPUT_SCALES", "Setup"]
+
+ACTIVATIONS = ("erf", "linear")
+OUTPUT_SCALES = ("sqrt", "mean", "none")
+ATTR_KEY = "scalex_setup"
+
+
+def _float_tuple(x: Any, name: str) -> tuple[float, ...] | None:
+    if x is None:
+        return None
+    arr = np.atleast_1d(np.asarray(x, dtype=float))
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: must be a 1-D sequence of numbers")
+    return tuple(float(a) for a in arr)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A teacher–student experiment: networks, input spectrum and SGD parameters.
+
+    Student σ(ξ) = Σ_i v_i g(J_i·ξ/√N), teacher ζ(ξ) = Σ_n w_n g(B_n·ξ/√N), inputs ξ ~ N(0, Σ),
+    online SGD J_i ← J_i + (η/√N) v_i g'(x_i) (ζ − σ) ξ, time α = steps/N (THEORY §1).
+
+    Parameters
+    ----------
+    K, M : number of student and teacher hidden units (≥ 1).
+    N : input dimension (≥ 1); the L groups must divide it unless ``multiplicities`` are given.
+    L : number of distinct eigenvalues (≥ 1). Set from ``eigenvalues`` when those are given.
+    beta : power-law exponent β > 0 of λ_τ = λ_+ τ^{-(1+β)}.
+    eta : learning rate η > 0.
+    sigma_J : std of the student initial weights, J_i ~ N(0, σ_J² I) (≥ 0). [switch, 0.01]
+    activation : "erf" for g(x) = erf(x/√2), or "linear" for g(x) = x. [switch, "erf"]
+    spectrum_norm : "mean" (tr Σ/N = 1), "top" (λ_1 = 1) or, for explicit eigenvalues only,
+        "none". [switch, "mean"]
+    output_scale : second-layer weights when ``v``/``w`` are not given: "sqrt" (1/√K, 1/√M),
+        "mean" (1/K, 1/M) or "none" (1). [switch, "sqrt"]
+    v, w : explicit fixed second-layer weights of length K and M (override ``output_scale``).
+    noise : std s ≥ 0 of the teacher output noise ζ + s·ε. [0]
+    trainable : number N_l of trained input coordinates (those of the largest eigenvalues);
+        ``None`` trains all N. Must end on a group boundary so each group is trained or frozen.
+    eigenvalues, multiplicities : an explicit spectrum (decreasing eigenvalues, integer
+        multiplicities summing to N; default equal N/L). Overrides ``L`` and ``beta``'s role.
+    """
+
+    K: int = 2
+    M: int = 2
+    N: int = 1024
+    L: int = 1
+    beta: float = 1.0
+    eta: float = 0.1
+    sigma_J: float = 0.01
+    activation: str = "erf"
+    spectrum_norm: str = "mean"
+    output_scale: str = "sqrt"
+    v: tuple[float, ...] | None = None
+    w: tuple[float, ...] | None = None
+    noise: float = 0.0
+    trainable: int | None = None
+    eigenvalues: tuple[float, ...] | None = None
+    multiplicities: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, val: object.__setattr__(self, k, val)  # noqa: E731
+        for name in ("K", "M", "N", "L"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not float(val).is_integer() or val < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {val!r}")
+            set_(name, int(val))
+        for name, lo, strict in (("beta", 0.0, True), ("eta", 0.0, True),
+                                 ("sigma_J", 0.0, False), ("noise", 0.0, False)):
+            val = getattr(self, name)
+            try:
+                fval = float(val)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}: must be a real number, got {val!r}") from None
+            if not np.isfinite(fval) or (fval <= lo if strict else fval < lo):
+                rng = f"> {lo:g}" if strict else f">= {lo:g}"
+                raise ValueError(f"{name}: must be finite and {rng}, got {val!r}")
+            set_(name, fval)
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation: must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.output_scale not in OUTPUT_SCALES:
+            raise ValueError(
+                f"output_scale: must be one of {OUTPUT_SCALES}, got {self.output_scale!r}"
+            )
+        if self.spectrum_norm not in NORMS:
+            raise ValueError(f"spectrum_norm: must be one of {NORMS}, got {self.spectrum_norm!r}")
+        for name, size in (("v", self.K), ("w", self.M)):
+            vec = _float_tuple(getattr(self, name), name)
+            if vec is not None:
+                if len(vec) != size:
+                    n = "K" if name == "v" else "M"
+                    raise ValueError(f"{name}: must have length {n}={size}, got {len(vec)}")
+                if not all(np.isfinite(vec)):
+                    raise ValueError(f"{name}: must be finite")
+            set_(name, vec)
+
+        eig = _float_tuple(self.eigenvalues, "eigenvalues")
+        set_("eigenvalues", eig)
+        if eig is not None:
+            set_("L", len(eig))
+            mult = self.multiplicities
+            if mult is None:
+                if self.N % self.L:
+                    raise ValueError(
+                        f"multiplicities: not given, and L={self.L} (number of eigenvalues) "
+                        f"does not divide N={self.N}"
+                    )
+                mult = (self.N // self.L,) * self.L
+            mult_arr = np.asarray(mult)
+            if mult_arr.ndim != 1 or mult_arr.size != self.L or np.any(mult_arr < 1) or np.any(
+                mult_arr != np.round(mult_arr)
+            ):
+                raise ValueError(
+                    f"multiplicities: must be {self.L} integers >= 1 (one per eigenvalue), "
+                    f"got {mult!r}"
+                )
+            if int(mult_arr.sum()) != self.N:
+                raise ValueError(f"multiplicities: must sum to N={self.N}, got {int(mult_arr.sum())}")
+            set_("multiplicities", tuple(int(m) for m in mult_arr))
+            Spectrum(np.asarray(eig), mult_arr)  # validates positivity and ordering
+        else:
+            if self.multiplicities is not None:
+                raise ValueError("multiplicities: only allowed together with eigenvalues")
+            if self.N % self.L:
+                raise ValueError(f"L: must divide N={self.N}, got L={self.L}")
+            if self.spectrum_norm == "none":
+                raise ValueError(
+                    "spectrum_norm: 'none' is only allowed with explicit eigenvalues; "
+                    "use 'mean' or 'top' for a power law"
+                )
+
+        if self.trainable is not None:
+            t = self.trainable
+            if isinstance(t, bool) or not float(t).is_integer() or not 1 <= t <= self.N:
+                raise ValueError(f"trainable: must be an integer in [1, N={self.N}], got {t!r}")
+            t = int(t)
+            bounds = np.cumsum(self.spectrum.multiplicities)
+            if t not in bounds:
+                raise ValueError(
+                    f"trainable: must end on an eigenvalue-group boundary (a cumulative "
+                    f"multiplicity, e.g. {list(bounds[:4])}...), got {t}"
+                )
+            set_("trainable", None if t == self.N else t)
+
+    # ------------------------------------------------------------------ derived quantities
+    @cached_property
+    def spectrum(self) -> Spectrum:
+        """The input spectrum (eigenvalues in decreasing order, multiplicities)."""
+        if self.eigenvalues is None:
+            return power_law(self.L, self.beta, self.N, self.spectrum_norm)
+        mult = np.asarray(self.multiplicities, dtype=np.int64)
+        return Spectrum(normalize(self.eigenvalues, mult, self.spectrum_norm), mult)
+
+    @property
+    def second_layer(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The fixed second-layer weights (v, w)."""
+        scale = {"sqrt": np.sqrt, "mean": lambda x: x, "none": lambda x: 1.0}[self.output_scale]
+        v = np.asarray(self.v) if self.v is not None else np.full(self.K, 1.0 / scale(self.K))
+        w = np.asarray(self.w) if self.w is not None else np.full(self.M, 1.0 / scale(self.M))
+        return v.astype(float), w.astype(float)
+
+    @property
+    def n_trainable(self) -> int:
+        """N_l, the number of trained input coordinates."""
+        return self.N if self.trainable is None else int(self.trainable)
+
+    @property
+    def trained_groups(self) -> NDArray[np.bool_]:
+        """(L,) mask of the eigenvalue groups whose coordinates SGD updates."""
+        ends = np.cumsum(self.spectrum.multiplicities)
+        return ends <= self.n_trainable
+
+    @property
+    def eta_max_linear(self) -> float:
+        """Stability bound η < 2 / (tr_trained Σ / N) of linear SGD (THEORY §4)."""
+        sp = self.spectrum
+        return 2.0 / float(np.dot(sp.fractions[self.trained_groups], sp.eigenvalues[self.trained_groups]))
+
+    # ------------------------------------------------------------------ conversions
+    def replace(self, **changes: Any) -> Setup:
+        """A copy with some fields changed (validated again)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ValueError(f"unknown Setup field(s): {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict of every field (JSON-serialisable)."""
+        out = {}
+        for f in fields(self):
+            val = getattr(self, f.name)
+            out[f.name] = list(val) if isinstance(val, tuple) else val
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Setup:
+        """Inverse of `to_dict`; unknown keys raise a `ValueError` naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown Setup field(s): {sorted(unknown)}; allowed: {sorted(names)}")
+        return cls(**dict(d))
+
+    def to_attrs(self) -> dict[str, Any]:
+        """NetCDF-safe attributes: each field readable on its own, plus the exact JSON record."""
+        attrs: dict[str, Any] = {}
+        for key, val in self.to_dict().items():
+            if val is None:
+                continue
+            attrs[key] = np.asarray(val, dtype=float) if isinstance(val, list) else val
+        attrs["trainable"] = self.n_trainable
+        attrs["L"] = self.L
+        attrs[ATTR_KEY] = json.dumps(self.to_dict(), sort_keys=True)
+        attrs["setup_hash"] = self.hash
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> Setup:
+        """Rebuild a Setup from dataset attributes written by `to_attrs`."""
+        if ATTR_KEY not in attrs:
+            raise ValueError(
+                f"attrs: no {ATTR_KEY!r} attribute; this is not a dataset written by scalex"
+            )
+        return cls.from_dict(json.loads(attrs[ATTR_KEY]))
+
+    @property
+    def hash(self) -> str:
+        """Stable 16-hex-digit parameter hash (SHA-256 of the canonical JSON of all fields)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        defaults = Setup.__dataclass_fields__
+        parts = [f"K={self.K}", f"M={self.M}", f"N={self.N}", f"L={self.L}"]
+        for f in fields(self):
+            if f.name in ("K", "M", "N", "L"):
+                continue
+            val = getattr(self, f.name)
+            if f.name in ("beta", "eta", "sigma_J", "activation") or val != defaults[f.name].default:
+                if isinstance(val, tuple) and len(val) > 4:
+                    val = f"({val[0]:.3g}, ..., {val[-1]:.3g}) [{len(val)}]"
+                parts.append(f"{f.name}={val!r}" if not isinstance(val, str) or "[" not in val else f"{f.name}={val}")
+        return f"Setup({', '.join(parts)})"
+
+
+def as_setup(obj: Setup | Mapping[str, Any] | Sequence[Any]) -> Setup:
+    """Accept a Setup or a mapping of its fields."""
+    if isinstance(obj, Setup):
+        return obj
+    if isinstance(obj, Mapping):
+        return Setup.from_dict(obj)
+    raise TypeError(f"expected a Setup or a mapping of its fields, got {type(obj).__name__}")
