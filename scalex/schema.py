@@ -38,6 +38,7 @@ from .setup import ATTR_KEY, Setup
 __all__ = [
     "DIMS",
     "VARIABLES",
+    "DivergenceWarning",
     "SchemaError",
     "make_dataset",
     "open_dataset",
@@ -83,6 +84,10 @@ CONVENTIONS = {
 
 class SchemaError(ValueError):
     """A Dataset or file that does not follow the scalex schema."""
+
+
+class DivergenceWarning(RuntimeWarning):
+    """A run whose order parameters blew up (η too large); its dataset has status "diverged"."""
 
 
 def weighted_overlaps(q: ArrayLike, r: ArrayLike, t: ArrayLike, eigenvalues: ArrayLike):
