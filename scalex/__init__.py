@@ -50,7 +50,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(import_module(f"scalex.{module}"), attr)
-    if name in ("ode", "simulate", "linear", "analysis", "theory", "sweep", "catalog", "plot",
+    if name in ("ode", "linear", "analysis", "theory", "catalog", "plot", "datasets",
                 "schema", "weights", "cli"):
         return import_module(f"scalex.{name}")
     raise AttributeError(f"module 'scalex' has no attribute {name!r}")

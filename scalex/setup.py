@@ -190,9 +190,14 @@ class Setup:
 
     @property
     def eta_max_linear(self) -> float:
-        """Stability bound η < 2 / (tr_trained Σ / N) of linear SGD (THEORY §4)."""
+        """Stability bound of linear SGD, η Σ_i v_i² < 2 / (Σ_{τ trained} f_τ λ_τ) (THEORY §4).
+
+        The linear student is a perceptron for J_eff = Σ_i v_i J_i with rate η_eff = η Σ_i v_i².
+        """
         sp = self.spectrum
-        return 2.0 / float(np.dot(sp.fractions[self.trained_groups], sp.eigenvalues[self.trained_groups]))
+        mask = self.trained_groups
+        v, _ = self.second_layer
+        return 2.0 / (float(v @ v) * float(np.dot(sp.fractions[mask], sp.eigenvalues[mask])))
 
     # ------------------------------------------------------------------ conversions
     def replace(self, **changes: Any) -> Setup:
@@ -254,6 +259,8 @@ class Setup:
             if f.name in ("K", "M", "N", "L"):
                 continue
             val = getattr(self, f.name)
+            if f.name == "beta" and self.eigenvalues is not None:
+                continue  # an explicit spectrum has no β
             if f.name in ("beta", "eta", "sigma_J", "activation") or val != defaults[f.name].default:
                 if isinstance(val, tuple) and len(val) > 4:
                     val = f"({val[0]:.3g}, ..., {val[-1]:.3g}) [{len(val)}]"

@@ -119,3 +119,16 @@ def test_from_attrs_rejects_foreign():
 def test_eta_max_linear():
     # mean normalisation: tr Σ/N = 1, so the bound is 2.
     assert Setup(L=4, N=8).eta_max_linear == pytest.approx(2.0)
+
+
+def test_eta_max_linear_includes_second_layer_norm():
+    # v = 1/K (output_scale="mean"): η_eff = η Σv² = η/K, so the bound grows by K.
+    assert Setup(K=4, L=4, N=8, output_scale="mean").eta_max_linear == pytest.approx(8.0)
+    # Only trained groups count: freezing all but the top group.
+    s = Setup(K=1, M=1, L=4, N=8, trainable=2)
+    sp = s.spectrum
+    assert s.eta_max_linear == pytest.approx(2 / (sp.fractions[0] * sp.eigenvalues[0]))
+
+
+def test_repr_of_explicit_spectrum_has_no_beta():
+    assert "beta" not in repr(Setup(N=4, eigenvalues=[2.0, 1.0]))
