@@ -20,6 +20,7 @@ from .weights import initial_overlaps, sample_weights
 __all__ = [
     "Setup",
     "__version__",
+    "escape",
     "generalization_error",
     "initial_overlaps",
     "integrals",

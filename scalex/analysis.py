@@ -1,0 +1,486 @@
+"""Measurements on learning curves: plateaus, local exponents, power-law fits, late-time decay.
+
+This is the xarray layer over the 1-D kernels of `scalex._estimators`. Every function accepts a
+scalex Dataset (it uses ``eg``, and ``q``/``r``/``t`` when present) or a DataArray of ε_g, with
+any extra dims (``seed``, sweep parameters such as ``L`` or ``K``) in any order: the time axis is
+found by name (``dim="alpha"``). Each member (one curve) is measured independently with
+``xr.apply_ufunc(..., dask="parallelized")``, so dask-backed input stays lazy and the result is
+computed only on ``.compute()``. Thresholds are recorded in the attributes of the result.
+
+Definitions, equations (A1)–(A7) and default thresholds: docs/analysis.md.
+
+* `local_exponent` — running slope −d ln ε_g / d ln α by local regression (A1).
+* `plateau` — the symmetric plateau: height, start, end, length, plus the specialisation time
+  from the spread of the student–teacher overlaps (A2)–(A3).
+* `fit_power_law` — ε_g ≈ A α^(−γ) on a given or automatically chosen window, with a bootstrap
+  over seeds (A4)–(A6).
+* `convergence` — late-time decay: "exponential", "power_law" or "undetermined" (A7).
+* `summary` — all of the above, one row per member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from . import _estimators as est
+
+__all__ = [
+    "convergence",
+    "fit_power_law",
+    "local_exponent",
+    "plateau",
+    "specialisation_spread",
+    "summary",
+]
+
+DIM = "alpha"
+SEED = "seed"
+
+
+# --------------------------------------------------------------------------- helpers
+def _curve(obj: xr.Dataset | xr.DataArray, dim: str, baseline: Any = 0.0) -> xr.DataArray:
+    """ε_g − baseline of a Dataset (``eg``) or of the DataArray itself, ``dim`` in one chunk."""
+    if isinstance(obj, xr.Dataset):
+        if "eg" not in obj:
+            raise ValueError("ds: a Dataset must have an 'eg' variable (the learning curve)")
+        da = obj["eg"]
+    elif isinstance(obj, xr.DataArray):
+        da = obj
+    else:
+        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}")
+    if dim not in da.dims:
+        raise ValueError(f"dim: {dim!r} is not a dimension of the curve (dims {da.dims})")
+    if isinstance(baseline, xr.DataArray):
+        if dim in baseline.dims:
+            raise ValueError(f"baseline: must not depend on {dim!r} (one value per member)")
+        da = da - baseline
+    elif not (np.isscalar(baseline) and np.isfinite(baseline)):
+        raise ValueError(f"baseline: must be a finite number or a DataArray, got {baseline!r}")
+    elif baseline:
+        da = da - baseline
+    return _one_chunk(da, dim)
+
+
+def _one_chunk(da: xr.DataArray, *dims: Hashable) -> xr.DataArray:
+    if da.chunks is not None:
+        return da.chunk({d: -1 for d in dims})
+    return da
+
+
+def _check_positive(**values: float) -> None:
+    for name, val in values.items():
+        if not (np.isfinite(val) and val > 0):
+            raise ValueError(f"{name}: must be finite and > 0, got {val!r}")
+
+
+def _check_floor(floor: float) -> None:
+    if not (np.isfinite(floor) and 0 <= floor < 1):
+        raise ValueError(f"floor: must be in [0, 1), got {floor!r}")
+
+
+def _attrs(obj: xr.Dataset | xr.DataArray, analysis: str, params: dict[str, Any]) -> dict:
+    """The source attrs plus the analysis name and its thresholds (NetCDF-safe values)."""
+    attrs = dict(obj.attrs)
+    attrs["analysis"] = analysis
+    for key, val in params.items():
+        if val is None:
+            val = "none"
+        elif isinstance(val, bool):
+            val = int(val)
+        attrs[f"{analysis}_{key}"] = val
+    return attrs
+
+
+def _baseline_attr(baseline: Any) -> float | str:
+    return "per member" if isinstance(baseline, xr.DataArray) else float(baseline)
+
+
+def _decode(codes: xr.DataArray, table: tuple[str, ...]) -> xr.DataArray:
+    """Map integer codes (stored as float) to strings, lazily under dask."""
+    lookup = np.asarray(table)
+    width = max(len(s) for s in table)
+
+    def kernel(c: np.ndarray) -> np.ndarray:
+        return lookup[np.asarray(c, dtype=float).astype(int)]
+
+    return xr.apply_ufunc(kernel, codes, dask="parallelized",
+                          output_dtypes=[np.dtype(f"<U{width}")])
+
+
+def _unpack(packed: xr.DataArray, names: tuple[str, ...], dim: str = "stat") -> xr.Dataset:
+    return xr.Dataset({name: packed.isel({dim: i}, drop=True) for i, name in enumerate(names)})
+
+
+def _var_attrs(ds: xr.Dataset, meta: dict[str, tuple[str, str]]) -> xr.Dataset:
+    for name, (long_name, units) in meta.items():
+        if name in ds:
+            ds[name].attrs.update(long_name=long_name, units=units)
+    return ds
+
+
+# --------------------------------------------------------------------------- local exponent
+def local_exponent(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    window: float = 0.2,
+    baseline: float | xr.DataArray = 0.0,
+    floor: float = 1e-10,
+    dim: str = DIM,
+) -> xr.DataArray:
+    """Running exponent γ(α) = −d ln ε_g / d ln α, equation (A1) of docs/analysis.md.
+
+    At each α a straight line is fitted by least squares to ln ε_g against ln α over the
+    points within ``window`` decades centred there (truncated at the ends of the data), so the
+    estimate does not depend on the grid spacing and averages out noise. Points with α ≤ 0 or
+    ε_g ≤ ``floor`` · max ε_g (round-off) are NaN. With a ``baseline`` ε_∞ (a number, or a
+    DataArray with one value per member) the exponent is that of the excess ε_g − ε_∞.
+    Lazy on dask-backed input.
+
+    Returns
+    -------
+    DataArray ``local_exponent`` with the dims of ε_g.
+    """
+    _check_positive(window=window)
+    _check_floor(floor)
+    eg = _curve(ds, dim, baseline)
+    out = xr.apply_ufunc(
+        lambda a, y: -est.local_slope(a, y, window, floor),
+        eg[dim], eg,
+        input_core_dims=[[dim], [dim]], output_core_dims=[[dim]],
+        vectorize=True, dask="parallelized", output_dtypes=[float],
+    )
+    out = out.transpose(*eg.dims).rename("local_exponent")
+    out.attrs = {"long_name": "local exponent −d ln ε_g / d ln α", "units": "1",
+                 "window_decades": window, "floor": floor, "baseline": _baseline_attr(baseline)}
+    return out
+
+
+# --------------------------------------------------------------------------- plateau
+def specialisation_spread(ds: xr.Dataset, dim: str = DIM) -> xr.DataArray:
+    """Spread of the student–teacher overlaps across student units, equation (A3).
+
+    With the weighted overlaps R_in = Σ_τ λ_τ r^τ_in, Q_ii = Σ_τ λ_τ q^τ_ii, T_nn = Σ_τ λ_τ
+    t^τ_nn (THEORY §2) and the normalised overlaps ρ_in = R_in / √(Q_ii T_nn),
+
+        spread(α) = max_n ( max_i ρ_in − min_i ρ_in ).
+
+    It is ≈ 0 on the symmetric plateau (every student unit overlaps every teacher unit
+    equally) and ≈ 1 once the students have specialised (ρ_in → δ_{i,π(n)}). Lazy.
+    """
+    lam = ds["eigenvalue"]
+    R = (ds["r"] * lam).sum("group", skipna=True)
+    qdiag = ds["q"].where(ds["student_i"] == ds["student_j"]).sum("student_j", skipna=True)
+    Q = (qdiag * lam).sum("group", skipna=True)
+    tdiag = ds["t"].where(ds["teacher_n"] == ds["teacher_m"]).sum("teacher_m", skipna=True)
+    T = (tdiag * lam).sum("group", skipna=True)
+    norm = Q * T
+    rho = R / np.sqrt(norm.where(norm > 0))  # σ_J = 0 at α = 0 has Q = 0: NaN, not inf
+    spread = (rho.max("student_i") - rho.min("student_i")).max("teacher_n")
+    spread = spread.transpose(*[d for d in ds["eg"].dims if d in spread.dims])
+    spread.attrs = {"long_name": "specialisation spread max_n (max_i − min_i) R_in/√(Q_ii T_nn)",
+                    "units": "1"}
+    return spread.rename("specialisation_spread")
+
+
+def plateau(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    flatness: float = 0.1,
+    min_decades: float = 0.25,
+    window: float = 0.2,
+    contrast: float = 2.0,
+    spread_threshold: float = 0.5,
+    baseline: float | xr.DataArray = 0.0,
+    floor: float = 1e-10,
+    dim: str = DIM,
+) -> xr.Dataset:
+    """The plateau of each learning curve, equations (A2)–(A3) of docs/analysis.md.
+
+    The plateau is the longest run of α where the local slope obeys |d ln ε_g/d ln α| <
+    ``flatness`` (slope by (A1) over ``window`` decades) that spans ≥ ``min_decades`` decades,
+    lies at least a factor ``contrast`` below the initial ε_g (after the initial drop) and is
+    left again: ε_g later falls below height/``contrast``. Height is the median ε_g over it.
+
+    On datasets with ``r`` (ODE, simulation) it also reports the specialisation time
+    ``specialisation_alpha``: the α after which the overlap spread (`specialisation_spread`)
+    stays above ``spread_threshold``, and ``plateau_spread``, the median spread on the plateau
+    (≈ 0 when the plateau is the symmetric phase). Both are NaN without ``r``.
+
+    A curve without a plateau gives ``has_plateau = False`` and NaN, never an error.
+
+    A curve that saturates at ε_∞ > 0 (frozen input groups, ``trainable``; label noise) may
+    leave its plateau by less than the factor ``contrast``: pass ``baseline`` = ε_∞ (a number
+    or one value per member) to measure the plateau of the excess ε_g − ε_∞.
+
+    Returns
+    -------
+    Dataset with ``plateau_height``, ``plateau_start``, ``plateau_end``, ``plateau_length``
+    (= end − start, in α), ``has_plateau``, ``plateau_spread`` and ``specialisation_alpha``,
+    one value per member (the dims of ε_g without ``dim``). Lazy on dask-backed input.
+    """
+    _check_positive(flatness=flatness, min_decades=min_decades, window=window,
+                    spread_threshold=spread_threshold)
+    if not contrast > 1:
+        raise ValueError(f"contrast: must be > 1, got {contrast!r}")
+    _check_floor(floor)
+    eg = _curve(ds, dim, baseline)
+    has_r = isinstance(ds, xr.Dataset) and all(v in ds for v in ("q", "r", "t", "eigenvalue"))
+    spread = (_one_chunk(specialisation_spread(ds, dim), dim) if has_r
+              else xr.full_like(eg, np.nan))
+    kwargs = dict(flatness=flatness, min_decades=min_decades, window=window, contrast=contrast,
+                  floor=floor)
+    packed = xr.apply_ufunc(
+        lambda a, y, s: est.plateau_1d(a, y, s, **kwargs),
+        eg[dim], eg, spread,
+        input_core_dims=[[dim], [dim], [dim]], output_core_dims=[["stat"]],
+        vectorize=True, dask="parallelized", output_dtypes=[float],
+        dask_gufunc_kwargs={"output_sizes": {"stat": len(est.PLATEAU_FIELDS)}},
+    )
+    out = _unpack(packed, est.PLATEAU_FIELDS)
+    out["has_plateau"] = out["has_plateau"] > 0.5
+    out["specialisation_alpha"] = xr.apply_ufunc(
+        lambda a, s: est.crossing_alpha(a, s, spread_threshold),
+        spread[dim], spread,
+        input_core_dims=[[dim], [dim]], vectorize=True, dask="parallelized",
+        output_dtypes=[float],
+    )
+    out = out.drop_vars([c for c in out.coords if dim in out[c].dims])
+    out["plateau_height"] = out["plateau_height"] + baseline  # report ε_g, not the excess
+    out.attrs = _attrs(ds, "plateau", dict(kwargs, spread_threshold=spread_threshold,
+                                           has_overlaps=has_r,
+                                           baseline=_baseline_attr(baseline)))
+    return _var_attrs(out, {
+        "plateau_height": ("plateau height: median ε_g on the plateau", "1"),
+        "plateau_start": ("α where the plateau starts", "1"),
+        "plateau_end": ("α where the plateau ends", "1"),
+        "plateau_length": ("plateau length end − start", "1"),
+        "has_plateau": ("a plateau was found", "1"),
+        "plateau_spread": ("median specialisation spread on the plateau", "1"),
+        "specialisation_alpha": ("α after which the overlap spread exceeds the threshold",
+                                 "1"),
+    })
+
+
+# --------------------------------------------------------------------------- power-law fits
+_FIT_META = {
+    "exponent": ("power-law exponent γ of ε_g ≈ A α^(−γ)", "1"),
+    "exponent_stderr": ("least-squares standard error of γ", "1"),
+    "prefactor": ("prefactor A of ε_g ≈ A α^(−γ)", "1"),
+    "prefactor_stderr": ("standard error of A (delta method)", "1"),
+    "alpha_min": ("lower end of the fit window", "1"),
+    "alpha_max": ("upper end of the fit window", "1"),
+    "n_points": ("number of points in the fit", "1"),
+    "reason": ("fit status: ok, or why it failed", ""),
+    "exponent_ci_low": ("bootstrap lower confidence limit of γ (resampling seeds)", "1"),
+    "exponent_ci_high": ("bootstrap upper confidence limit of γ (resampling seeds)", "1"),
+    "exponent_bootstrap_std": ("bootstrap standard deviation of γ", "1"),
+}
+
+
+def fit_power_law(
+    ds: xr.Dataset | xr.DataArray,
+    alpha_min: float | None = None,
+    alpha_max: float | None = None,
+    *,
+    tol: float = 0.02,
+    window: float = 0.2,
+    min_decades: float = 0.5,
+    min_exponent: float = 0.05,
+    bootstrap: int = 0,
+    ci: float = 0.95,
+    seed_mean: bool | None = None,
+    random_state: int = 0,
+    baseline: float | xr.DataArray = 0.0,
+    floor: float = 1e-10,
+    dim: str = DIM,
+) -> xr.Dataset:
+    """Fit ε_g ≈ A α^(−γ), equations (A4)–(A6) of docs/analysis.md.
+
+    Window: [``alpha_min``, ``alpha_max``] if given (a missing bound defaults to the end of the
+    data); with neither, the widest window (in decades) where the local exponent (A1, over
+    ``window`` decades) stays within a band of ±``tol``, with exponent ≥ ``min_exponent`` (so
+    plateaus are skipped) and spanning ≥ ``min_decades``. The fit is least squares of ln ε_g
+    on ln α; standard errors are the least-squares ones.
+
+    Seeds: with a ``seed`` dim and ``seed_mean`` (default: True when the dim exists), the
+    seed-mean curve is fitted and, if ``bootstrap`` > 0, the fit is repeated on the means of
+    ``bootstrap`` resamples of the seeds (same window), giving the ``ci`` confidence interval
+    ``exponent_ci_low``/``exponent_ci_high`` and ``exponent_bootstrap_std``. With
+    ``seed_mean=False`` every seed is fitted on its own.
+
+    A failing fit gives NaN and a ``reason`` string, never an error. With a ``baseline`` ε_∞
+    the excess ε_g − ε_∞ ≈ A α^(−γ) is fitted.
+
+    Returns
+    -------
+    Dataset with ``exponent``, ``exponent_stderr``, ``prefactor``, ``prefactor_stderr``,
+    ``alpha_min``, ``alpha_max`` (the window used), ``n_points`` and ``reason`` per member
+    (plus the bootstrap variables). Lazy on dask-backed input.
+    """
+    _check_positive(tol=tol, window=window, min_decades=min_decades)
+    _check_floor(floor)
+    if not 0 < ci < 1:
+        raise ValueError(f"ci: must be in (0, 1), got {ci!r}")
+    if isinstance(bootstrap, bool) or int(bootstrap) != bootstrap or bootstrap < 0:
+        raise ValueError(f"bootstrap: must be an integer >= 0, got {bootstrap!r}")
+    for name, val in (("alpha_min", alpha_min), ("alpha_max", alpha_max)):
+        if val is not None and not (np.isfinite(val) and val > 0):
+            raise ValueError(f"{name}: must be None or finite and > 0, got {val!r}")
+    if alpha_min is not None and alpha_max is not None and alpha_max <= alpha_min:
+        raise ValueError(f"alpha_max: must exceed alpha_min={alpha_min}, got {alpha_max}")
+    eg = _curve(ds, dim, baseline)
+    has_seed = SEED in eg.dims
+    if seed_mean is None:
+        seed_mean = has_seed
+    if seed_mean and not has_seed:
+        raise ValueError(f"seed_mean: the curve has no {SEED!r} dim (dims {eg.dims})")
+    if bootstrap and not seed_mean:
+        raise ValueError(f"bootstrap: needs seed_mean=True and a {SEED!r} dim to resample")
+    lo = np.nan if alpha_min is None else float(alpha_min)
+    hi = np.nan if alpha_max is None else float(alpha_max)
+    kwargs = dict(tol=tol, window=window, min_decades=min_decades, min_exponent=min_exponent,
+                  floor=floor)
+    names = est.FIT_FIELDS
+    if seed_mean:
+        eg = _one_chunk(eg, SEED, dim)
+        names = (*names, "exponent_ci_low", "exponent_ci_high", "exponent_bootstrap_std")
+        packed = xr.apply_ufunc(
+            lambda a, y: est.fit_bootstrap(a, y, lo, hi, n_boot=int(bootstrap), ci=ci,
+                                           random_state=random_state, **kwargs),
+            eg[dim], eg,
+            input_core_dims=[[dim], [SEED, dim]], output_core_dims=[["stat"]],
+            vectorize=True, dask="parallelized", output_dtypes=[float],
+            dask_gufunc_kwargs={"output_sizes": {"stat": len(names)}},
+        )
+    else:
+        packed = xr.apply_ufunc(
+            lambda a, y: est.fit_power_law_1d(a, y, lo, hi, **kwargs),
+            eg[dim], eg,
+            input_core_dims=[[dim], [dim]], output_core_dims=[["stat"]],
+            vectorize=True, dask="parallelized", output_dtypes=[float],
+            dask_gufunc_kwargs={"output_sizes": {"stat": len(names)}},
+        )
+    out = _unpack(packed, names)
+    out["reason"] = _decode(out["reason_code"], est.REASONS)
+    out = out.drop_vars("reason_code")
+    if seed_mean and not bootstrap:
+        out = out.drop_vars(["exponent_ci_low", "exponent_ci_high", "exponent_bootstrap_std"])
+    out = out.drop_vars([c for c in out.coords
+                         if dim in out[c].dims or (seed_mean and SEED in out[c].dims)])
+    out.attrs = _attrs(ds, "fit_power_law", dict(
+        kwargs, alpha_min=alpha_min, alpha_max=alpha_max, bootstrap=int(bootstrap), ci=ci,
+        seed_mean=seed_mean, random_state=random_state, baseline=_baseline_attr(baseline)))
+    return _var_attrs(out, _FIT_META)
+
+
+# --------------------------------------------------------------------------- late-time decay
+def convergence(
+    ds: xr.Dataset | xr.DataArray,
+    alpha_min: float | None = None,
+    *,
+    decades: float = 0.5,
+    window: float = 0.2,
+    exponential_ratio: float = 0.5,
+    power_law_ratio: float = 0.15,
+    min_exponent: float = 0.05,
+    baseline: float | xr.DataArray = 0.0,
+    floor: float = 1e-10,
+    dim: str = DIM,
+) -> xr.Dataset:
+    """Classify the late-time decay of each curve, equation (A7) of docs/analysis.md.
+
+    In the late window (the last ``decades`` decades of valid data, not before ``alpha_min``)
+    the local exponent γ(α) (A1) is fitted by a line in α. Exponential decay ε_g ∝ e^{−cα}
+    has γ = cα (growing linearly), a power law ε_g ∝ α^{−γ} a constant γ. The growth ratio
+    ρ (1 for a pure exponential, 0 for a pure power law) decides: "exponential" if
+    ρ ≥ ``exponential_ratio``, "power_law" if |ρ| ≤ ``power_law_ratio``, else "undetermined"
+    (also when ε_g does not decay, or too few points). With a ``baseline`` ε_∞ the decay of
+    the excess ε_g − ε_∞ is classified.
+
+    Returns
+    -------
+    Dataset with ``convergence`` (class string), ``convergence_rate`` (c, for exponential),
+    ``convergence_exponent`` (γ, for power law), ``convergence_alpha_min``/``_max`` (window),
+    ``convergence_ratio`` (ρ) and ``convergence_reason``. Lazy on dask-backed input.
+    """
+    _check_positive(decades=decades, window=window)
+    _check_floor(floor)
+    if not power_law_ratio < exponential_ratio:
+        raise ValueError(f"power_law_ratio: must be < exponential_ratio={exponential_ratio}, "
+                         f"got {power_law_ratio!r}")
+    if alpha_min is not None and not (np.isfinite(alpha_min) and alpha_min >= 0):
+        raise ValueError(f"alpha_min: must be None or finite and >= 0, got {alpha_min!r}")
+    eg = _curve(ds, dim, baseline)
+    lo = np.nan if alpha_min is None else float(alpha_min)
+    kwargs = dict(decades=decades, window=window, exponential_ratio=exponential_ratio,
+                  power_law_ratio=power_law_ratio, min_exponent=min_exponent, floor=floor)
+    names = ("class_code", "convergence_rate", "convergence_exponent", "convergence_alpha_min",
+             "convergence_alpha_max", "convergence_ratio", "reason_code")
+    packed = xr.apply_ufunc(
+        lambda a, y: est.convergence_1d(a, y, lo, **kwargs),
+        eg[dim], eg,
+        input_core_dims=[[dim], [dim]], output_core_dims=[["stat"]],
+        vectorize=True, dask="parallelized", output_dtypes=[float],
+        dask_gufunc_kwargs={"output_sizes": {"stat": len(names)}},
+    )
+    out = _unpack(packed, names)
+    out["convergence"] = _decode(out["class_code"], est.CONVERGENCE_CLASSES)
+    out["convergence_reason"] = _decode(out["reason_code"], est.REASONS)
+    out = out.drop_vars(["class_code", "reason_code"])
+    out = out.drop_vars([c for c in out.coords if dim in out[c].dims])
+    out.attrs = _attrs(ds, "convergence", dict(kwargs, alpha_min=alpha_min,
+                                               baseline=_baseline_attr(baseline)))
+    return _var_attrs(out, {
+        "convergence": ("late-time decay class: exponential, power_law or undetermined", ""),
+        "convergence_rate": ("rate c of ε_g ∝ exp(−c α) (exponential class)", "1"),
+        "convergence_exponent": ("exponent γ of ε_g ∝ α^(−γ) (power-law class)", "1"),
+        "convergence_alpha_min": ("lower end of the late window", "1"),
+        "convergence_alpha_max": ("upper end of the late window", "1"),
+        "convergence_ratio": ("growth ratio ρ of the local exponent (1 exp., 0 power law)",
+                              "1"),
+        "convergence_reason": ("ok, or why the class is undetermined", ""),
+    })
+
+
+# --------------------------------------------------------------------------- summary
+def summary(
+    ds: xr.Dataset | xr.DataArray,
+    *,
+    seed_mean: bool = False,
+    baseline: float | xr.DataArray = 0.0,
+    plateau_kwargs: dict[str, Any] | None = None,
+    fit_kwargs: dict[str, Any] | None = None,
+    convergence_kwargs: dict[str, Any] | None = None,
+    dim: str = DIM,
+) -> xr.Dataset:
+    """`plateau`, `fit_power_law` and `convergence` merged: one row per member.
+
+    Every member (each combination of the non-``alpha`` dims, seeds included) gets one value
+    of each variable; the power-law fit variables are prefixed ``fit_`` where their names are
+    generic (``fit_alpha_min``, ``fit_alpha_max``, ``fit_reason``, ``fit_n_points``). With
+    ``seed_mean=True`` the curves are first averaged over ``seed`` (and the plateau is that of
+    the mean curve). ``baseline`` (ε_∞, see `plateau`) goes to all three; ``*_kwargs`` are
+    passed on to the three functions. Lazy on dask input.
+    """
+    src = ds
+    if seed_mean:
+        eg = _curve(ds, dim)
+        if SEED not in eg.dims:
+            raise ValueError(f"seed_mean: the curve has no {SEED!r} dim (dims {eg.dims})")
+        src = eg.mean(SEED, keep_attrs=True)
+        src.attrs = dict(ds.attrs)
+    pl = plateau(src, dim=dim, baseline=baseline, **(plateau_kwargs or {}))
+    fit = fit_power_law(src, dim=dim, seed_mean=False, baseline=baseline, **(fit_kwargs or {}))
+    fit = fit.rename({k: f"fit_{k}" for k in ("alpha_min", "alpha_max", "reason", "n_points")})
+    conv = convergence(src, dim=dim, baseline=baseline, **(convergence_kwargs or {}))
+    out = xr.merge([pl, fit, conv], combine_attrs="drop")
+    attrs = dict(pl.attrs)
+    for part in (fit, conv):
+        attrs.update({k: v for k, v in part.attrs.items() if k not in attrs})
+    attrs["analysis"] = "summary"
+    out.attrs = attrs
+    return out

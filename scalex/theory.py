@@ -1,0 +1,570 @@
+"""Escape-time theory of the symmetric plateau (THEORY §5; docs/analysis.md, "Escape theory").
+
+For a soft committee machine (equal second-layer weights v and w) the per-group ODEs of
+THEORY §3 leave the *symmetric subspace* invariant: with an isotropic teacher t^τ = f_τ I
+(its N → ∞ value, f_τ = N_τ/N), states with
+
+    q^τ_ij = a_τ (i = j),  b_τ (i ≠ j),     r^τ_in = c_τ
+
+stay of that form. Their invariance group is S_K × S_M (permuting student units and teacher
+units). The plateau is the quasi-stationary state of this subspace; the O(σ_J/√N) asymmetry of
+a real weight draw grows out of it along the unstable direction of the linearised dynamics.
+
+What this module computes (equation numbers refer to docs/analysis.md):
+
+1. The symmetric fixed point (E1). Every trained group is proportional to its fraction,
+   q^τ = f_τ q̂, r^τ = f_τ r̂: with t^τ = f_τ I the right-hand side of group τ is λ_τ f_τ times
+   one function G(q̂, r̂) of the shared field covariance, so the L-group fixed point is the
+   three-unknown root G(â, b̂, ĉ) = 0, *exactly stationary in every group* (a residual is
+   reported). Frozen groups (``trainable``) stay at their N → ∞ initial values σ_J² f_τ I, 0.
+2. The Jacobian of the flattened per-group system (upper triangles of q^τ, all of r^τ) at the
+   fixed point by central differences, split into the symmetric part V0 (orbit averages) and
+   the symmetry-breaking part V1 (its complement; both are invariant because the Jacobian
+   commutes with S_K × S_M). The escape rate μ is the largest real part of the eigenvalues of
+   the V1 block (E2).
+3. The plateau-length prediction (E3)–(E5): the symmetric trajectory from the symmetrised draw
+   gives ε_sym(α) and the time α_s at which it becomes flat (the plateau start). The draw's
+   asymmetry δx(0) is carried to α_s by the linearised (variational) equation along that
+   trajectory and projected on the unstable eigenspace: amplitude A_s. Beyond α_s,
+
+       ε_pred(α) = ε_sym(α) + κ A_s² e^{2μ(α − α_s)},
+
+   with κ the second-order change of ε_g along the unstable direction including the adiabatic
+   response of the symmetric modes. The predicted plateau is then measured on ε_pred with the
+   *same* flatness criterion (A2) as `scalex.analysis.plateau`. The textbook estimate
+   (1/μ) ln(1/A_0), with A_0 the projection of the draw at α = 0, is reported as well.
+
+Findings documented in docs/analysis.md: the fixed point is exactly stationary for any L (and
+its height ε_g* does not depend on L with the "mean" spectrum normalisation); what changes with
+L is (i) μ, which grows nearly ∝ λ_1, and (ii) the slowest symmetric relaxation rate ~ηλ_L:
+small-eigenvalue groups approach the fixed point only on time scales ∝ 1/(ηλ_L), so for large L
+the symmetric trajectory is still drifting when the asymmetry has grown, and no flat plateau
+forms — the quasi-stationary state is then a slowly learning symmetric state, not the fixed point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+from scipy.integrate import solve_ivp
+from scipy.optimize import root
+
+from . import _estimators as est
+from .integrals import generalization_error
+from .ode import derivatives
+from .setup import Setup
+
+__all__ = ["EscapeResult", "SymmetricSystem", "escape", "escape_rate", "symmetric_fixed_point"]
+
+Array = NDArray[np.float64]
+
+
+# --------------------------------------------------------------------------- the packed system
+class SymmetricSystem:
+    """The per-group ODE of a Setup on flat vectors, with its S_K × S_M symmetry structure.
+
+    State x: per group τ the upper triangle of q^τ then r^τ (row-major), groups in order:
+    p = K(K+1)/2 + KM numbers per group, n = L p in all. The teacher is isotropic,
+    t^τ = f_τ I (THEORY §2 at N → ∞). Frozen groups have zero right-hand side.
+
+    The symmetric subspace V0 is spanned, group by group, by the normalised indicators of the
+    orbits (diagonal of q, off-diagonal of q, r); V1, the symmetry-breaking subspace, is its
+    orthogonal complement. Both are products I_L ⊗ (per-group basis), so coordinates cost O(n).
+    """
+
+    def __init__(self, setup: Setup) -> None:
+        v, w = setup.second_layer
+        if not (np.allclose(v, v[0]) and np.allclose(w, w[0])):
+            raise ValueError("setup: the escape theory needs equal second-layer weights v and "
+                             "equal w (soft committee machine), so that the symmetric subspace "
+                             "is invariant")
+        if setup.activation != "erf":
+            raise ValueError(f"activation: the symmetric plateau needs 'erf', got "
+                             f"{setup.activation!r}")
+        self.setup = setup
+        sp = setup.spectrum
+        self.K, self.M, self.L = setup.K, setup.M, sp.L
+        self.lam, self.frac = sp.eigenvalues, sp.fractions
+        self.v, self.w = v, w
+        self.trained = setup.trained_groups
+        self.t = self.frac[:, None, None] * np.eye(self.M)[None]
+        self.iu = np.triu_indices(self.K)
+        self.nq = len(self.iu[0])
+        self.p = self.nq + self.K * self.M
+        self.n = self.L * self.p
+        # Per-group orbits of S_K × S_M: diagonal of q, off-diagonal of q, entries of r.
+        kind = np.concatenate([np.where(self.iu[0] == self.iu[1], 0, 1),
+                               np.full(self.K * self.M, 2)])
+        ind = np.stack([kind == k for k in range(3) if np.any(kind == k)], axis=1).astype(float)
+        #: (p, p0) orthonormal orbit indicators: V0 restricted to one group
+        self.h0 = ind / np.sqrt(ind.sum(0))
+        full, _ = np.linalg.qr(np.concatenate([self.h0, np.eye(self.p)], axis=1))
+        #: (p, p − p0) orthonormal basis of the complement within one group
+        self.h1 = full[:, self.h0.shape[1]:self.p]
+
+    # ---------------------------------------------------------------- subspaces
+    # V0 = I_L ⊗ h0 and V1 = I_L ⊗ h1: the symmetry acts within each group.
+    def coords(self, x: Array, part: int) -> Array:
+        """Coordinates of flat state(s) (..., n) in the basis of V0 (part=0) or V1 (part=1)."""
+        h = self.h0 if part == 0 else self.h1
+        x = np.asarray(x, dtype=float)
+        return (x.reshape(*x.shape[:-1], self.L, self.p) @ h).reshape(*x.shape[:-1], -1)
+
+    def vector(self, z: Array, part: int) -> Array:
+        """Flat state(s) from coordinates in V0 (part=0) or V1 (part=1)."""
+        h = self.h0 if part == 0 else self.h1
+        z = np.asarray(z, dtype=float)
+        return (z.reshape(*z.shape[:-1], self.L, h.shape[1]) @ h.T).reshape(*z.shape[:-1], -1)
+
+    def dim(self, part: int) -> int:
+        """Dimension of V0 (part=0) or V1 (part=1)."""
+        return self.L * (self.h0 if part == 0 else self.h1).shape[1]
+
+    # ---------------------------------------------------------------- packing
+    def pack(self, q: Array, r: Array) -> Array:
+        """(L, K, K), (L, K, M) → flat state (length n)."""
+        q = np.asarray(q, dtype=float)
+        r = np.asarray(r, dtype=float)
+        return np.concatenate([q[:, self.iu[0], self.iu[1]], r.reshape(self.L, -1)],
+                              axis=1).ravel()
+
+    def unpack(self, x: Array) -> tuple[Array, Array]:
+        """Flat state(s) (..., n) → q (..., L, K, K), r (..., L, K, M)."""
+        x = np.asarray(x, dtype=float)
+        lead = x.shape[:-1]
+        x = x.reshape(*lead, self.L, self.p)
+        q = np.zeros((*lead, self.L, self.K, self.K))
+        q[..., self.iu[0], self.iu[1]] = x[..., :self.nq]
+        q[..., self.iu[1], self.iu[0]] = x[..., :self.nq]
+        r = x[..., self.nq:].reshape(*lead, self.L, self.K, self.M)
+        return q, r
+
+    def symmetrize(self, x: Array) -> Array:
+        """Orthogonal projection on V0 (average over the S_K × S_M orbits)."""
+        return self.vector(self.coords(x, 0), 0)
+
+    # ---------------------------------------------------------------- dynamics
+    def rhs(self, x: Array) -> Array:
+        """dx/dα: THEORY §3 via `scalex.ode.derivatives`, isotropic teacher."""
+        q, r = self.unpack(x)
+        s = self.setup
+        dq, dr = derivatives(q, r, self.t, self.lam, self.frac, self.v, self.w, s.eta,
+                             s.activation, s.noise, self.trained)
+        return self.pack(dq, dr)
+
+    def jvp(self, x: Array, d: Array, step: float = 1e-6) -> Array:
+        """Directional derivative J(x) d by central differences along d/|d|."""
+        nd = float(np.linalg.norm(d))
+        if nd == 0:
+            return np.zeros_like(d)
+        u = d / nd
+        return (self.rhs(x + step * u) - self.rhs(x - step * u)) * (nd / (2 * step))
+
+    def jacobian(self, x: Array, part: int, step: float = 1e-7) -> Array:
+        """J(x) restricted to V0 (part=0) or V1 (part=1), in that basis (central differences).
+
+        The restriction is exact at symmetric x: J commutes with S_K × S_M there, so V0 and
+        V1 are invariant. One column per basis vector, each two right-hand sides.
+        """
+        m = self.dim(part)
+        cols = np.empty((m, m))
+        for j in range(m):
+            e = np.zeros(m)
+            e[j] = 1.0
+            cols[:, j] = self.coords(self.jvp(x, self.vector(e, part), step), part)
+        return cols
+
+    def eg(self, x: Array) -> Array:
+        """ε_g of flat state(s) (..., n) with the isotropic teacher (THEORY §3)."""
+        q, r = self.unpack(x)
+        Q = np.einsum("g,...gij->...ij", self.lam, q)
+        R = np.einsum("g,...gin->...in", self.lam, r)
+        T = np.einsum("g,gnm->nm", self.lam, self.t)
+        return generalization_error(Q, R, T, self.v, self.w, self.setup.activation)
+
+    def symmetric_state(self, a: Array, b: Array, c: Array) -> Array:
+        """Flat state with q^τ_ii = a_τ, q^τ_ij = b_τ (i ≠ j), r^τ_in = c_τ."""
+        eye = np.eye(self.K)
+        q = b[:, None, None] + (a - b)[:, None, None] * eye
+        r = np.broadcast_to(c[:, None, None], (self.L, self.K, self.M))
+        return self.pack(q, r)
+
+
+# --------------------------------------------------------------------------- fixed point
+def symmetric_fixed_point(setup: Setup, *, system: SymmetricSystem | None = None
+                          ) -> tuple[Array, float]:
+    """The symmetric fixed point x* of the per-group ODE (E1), and its residual max|dx/dα|.
+
+    Trained groups: x^τ = f_τ (â, b̂, ĉ) with G(â, b̂, ĉ) = 0, G the right-hand side of a
+    trained group divided by λ_τ f_τ (the same function for every trained group when
+    t^τ = f_τ I). Found by integrating dŷ/dα = G(ŷ) from the symmetric N → ∞ start
+    (σ_J², 0, 0) and polishing with a root finder. Frozen groups: (σ_J² f_τ, 0, 0).
+    """
+    sys_ = system or SymmetricSystem(setup)
+    f = sys_.frac
+    tr = sys_.trained
+    if not tr.any():
+        raise ValueError("trainable: no eigenvalue group is trained")
+    s2 = setup.sigma_J**2
+    g0 = int(np.flatnonzero(tr)[0])
+
+    def state(y: Array) -> Array:
+        a = np.where(tr, f * y[0], f * s2)
+        b = np.where(tr, f * y[1], 0.0)
+        c = np.where(tr, f * y[2], 0.0)
+        return sys_.symmetric_state(a, b, c)
+
+    def G(y: Array) -> Array:
+        q, r = sys_.unpack(sys_.rhs(state(y)))
+        K = sys_.K
+        scale = sys_.lam[g0] * f[g0]
+        off = (q[g0].sum() - np.trace(q[g0])) / (K * (K - 1)) if K > 1 else 0.0
+        return np.array([np.trace(q[g0]) / K, off, r[g0].mean()]) / scale
+
+    y0 = np.array([s2, 0.0, 0.0])
+    horizon = 400.0 / setup.eta
+    sol = solve_ivp(lambda _a, y: G(y), (0.0, horizon), y0, method="LSODA", rtol=1e-10,
+                    atol=1e-13)
+    y = sol.y[:, -1]
+    # Polish with a root finder; keep its answer whenever it lowers the residual (hybr may
+    # report slow progress at the degenerate point a = b while having converged).
+    if setup.K == 1:  # no off-diagonal entry: keep b fixed
+        polished = root(lambda z: G(np.array([z[0], 0.0, z[1]]))[[0, 2]], y[[0, 2]], tol=1e-14)
+        candidate = np.array([polished.x[0], 0.0, polished.x[1]])
+    else:
+        candidate = root(G, y, tol=1e-14).x
+    if np.all(np.isfinite(candidate)) and np.max(np.abs(G(candidate))) < np.max(np.abs(G(y))):
+        y = candidate
+    x = state(y)
+    return x, float(np.max(np.abs(sys_.rhs(x))))
+
+
+# --------------------------------------------------------------------------- result
+@dataclass(frozen=True, repr=False)
+class EscapeResult:
+    """Escape-time theory of one Setup (see `escape`). All times are in α = steps/N.
+
+    Attributes
+    ----------
+    plateau_height : ε_g* at the symmetric fixed point (E1).
+    escape_rate : μ, the largest real part on the symmetry-breaking subspace (E2);
+        ``escape_multiplicity`` its degeneracy.
+    plateau_start, plateau_end, plateau_length : the predicted plateau (E3)–(E5); NaN when
+        ``has_plateau`` is False (no flat run of ≥ min_decades), as in `scalex.analysis.plateau`.
+    naive_length : (1/μ) ln(1/A_0), the textbook estimate (not used for the prediction).
+    initial_asymmetry, plateau_asymmetry : A_0 at α = 0 and A_s at the plateau start.
+    kappa : κ of ε_g − ε_g* ≈ κ A² along the unstable direction (E5).
+    fixed_point : (q*, r*, t) per group; ``fixed_point_residual`` max |dx/dα| there.
+    antisymmetric_eigenvalues, symmetric_eigenvalues : spectra of the V1 and V0 blocks.
+    alpha, eg_symmetric, eg_predicted : ε_sym(α) and ε_pred(α) (NaN once |κ A²| exceeds half
+        the excess over the baseline, where second order no longer holds).
+    """
+
+    setup: Setup
+    plateau_height: float
+    escape_rate: float
+    escape_multiplicity: int
+    plateau_start: float
+    plateau_end: float
+    plateau_length: float
+    has_plateau: bool
+    naive_length: float
+    initial_asymmetry: float
+    plateau_asymmetry: float
+    kappa: float
+    fixed_point_residual: float
+    asymmetry_source: str
+    thresholds: dict[str, float]
+    fixed_point: tuple[Array, Array, Array] = field(compare=False)
+    antisymmetric_eigenvalues: Array = field(compare=False)
+    symmetric_eigenvalues: Array = field(compare=False)
+    alpha: Array = field(compare=False)
+    eg_symmetric: Array = field(compare=False)
+    eg_predicted: Array = field(compare=False)
+
+    @property
+    def escape_time(self) -> float:
+        """1/μ, the e-folding time of the symmetry-breaking amplitude."""
+        return 1.0 / self.escape_rate if self.escape_rate > 0 else np.inf
+
+    def __repr__(self) -> str:
+        s = self.setup
+        return (
+            f"EscapeResult(K={s.K}, M={s.M}, L={s.L}, beta={s.beta:g}, eta={s.eta:g}: "
+            f"ε_g*={self.plateau_height:.4g}, μ={self.escape_rate:.4g} "
+            f"(×{self.escape_multiplicity}), plateau {self.plateau_start:.4g}–"
+            f"{self.plateau_end:.4g} (length {self.plateau_length:.4g}, "
+            f"{'found' if self.has_plateau else 'none'}), naive (1/μ)ln(1/A0)="
+            f"{self.naive_length:.4g}, A0={self.initial_asymmetry:.3g} "
+            f"[{self.asymmetry_source}])"
+        )
+
+    def to_dataset(self) -> xr.Dataset:
+        """The scalars as 0-d variables, the fixed point per group, the spectra and the
+        predicted curves on ``alpha``; attrs carry the Setup (`Setup.to_attrs`)."""
+        q, r, t = self.fixed_point
+        s = self.setup
+        scalars = {
+            "plateau_height": (self.plateau_height, "plateau height ε_g* at the fixed point"),
+            "escape_rate": (self.escape_rate, "escape rate μ (largest unstable eigenvalue)"),
+            "escape_multiplicity": (self.escape_multiplicity, "degeneracy of μ"),
+            "plateau_start": (self.plateau_start, "predicted plateau start α_s"),
+            "plateau_end": (self.plateau_end, "predicted plateau end"),
+            "plateau_length": (self.plateau_length, "predicted plateau length"),
+            "has_plateau": (self.has_plateau, "a plateau of ≥ min_decades is predicted"),
+            "naive_length": (self.naive_length, "(1/μ) ln(1/A_0)"),
+            "initial_asymmetry": (self.initial_asymmetry,
+                                  "A_0: draw projected on the unstable eigenspace at α = 0"),
+            "plateau_asymmetry": (self.plateau_asymmetry,
+                                  "A_s: unstable amplitude at the plateau start"),
+            "kappa": (self.kappa, "κ: ε_g − ε_g* ≈ κ A² along the unstable direction"),
+            "fixed_point_residual": (self.fixed_point_residual, "max |dx/dα| at the fixed point"),
+        }
+        ds = xr.Dataset(
+            {k: ((), val, {"long_name": ln, "units": "1"}) for k, (val, ln) in scalars.items()},
+            coords={"group": np.arange(1, s.L + 1), "student_i": np.arange(1, s.K + 1),
+                    "student_j": np.arange(1, s.K + 1), "teacher_n": np.arange(1, s.M + 1),
+                    "teacher_m": np.arange(1, s.M + 1), "alpha": self.alpha},
+        )
+        ds["q_fixed"] = (("group", "student_i", "student_j"), q,
+                         {"long_name": "q^τ at the symmetric fixed point", "units": "1"})
+        ds["r_fixed"] = (("group", "student_i", "teacher_n"), r,
+                         {"long_name": "r^τ at the symmetric fixed point", "units": "1"})
+        ds["t_fixed"] = (("group", "teacher_n", "teacher_m"), t,
+                         {"long_name": "isotropic teacher t^τ = f_τ I", "units": "1"})
+        for name, vals in (("antisymmetric_eigenvalues", self.antisymmetric_eigenvalues),
+                           ("symmetric_eigenvalues", self.symmetric_eigenvalues)):
+            dim = name.replace("_eigenvalues", "_mode")
+            ds[f"{name}_real"] = ((dim,), vals.real, {"long_name": f"Re {name}", "units": "1"})
+            ds[f"{name}_imag"] = ((dim,), vals.imag, {"long_name": f"Im {name}", "units": "1"})
+        ds["eg_symmetric"] = (("alpha",), self.eg_symmetric,
+                              {"long_name": "ε_g on the symmetric trajectory", "units": "1"})
+        ds["eg_predicted"] = (("alpha",), self.eg_predicted,
+                              {"long_name": "ε_sym + κ A_s² exp(2μ(α − α_s))", "units": "1"})
+        ds.attrs = {**s.to_attrs(), "method": "escape_theory",
+                    "asymmetry_source": self.asymmetry_source,
+                    **{f"escape_{k}": v for k, v in self.thresholds.items()}}
+        return ds
+
+
+# --------------------------------------------------------------------------- main entry
+def escape_rate(setup: Setup) -> float:
+    """μ alone: the largest real part of the Jacobian's eigenvalues on V1 (E2)."""
+    sys_ = SymmetricSystem(setup)
+    x, _ = symmetric_fixed_point(setup, system=sys_)
+    ev = np.linalg.eigvals(sys_.jacobian(x, 1))
+    return float(ev.real.max()) if ev.size else np.nan
+
+
+def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Dataset | None,
+           n_draws: int) -> tuple[Array, str]:
+    """Flat initial states of the draw(s): (D, n) and a description."""
+    from .weights import initial_overlaps
+
+    if init is not None:
+        for name in ("q", "r"):
+            if name not in init:
+                raise ValueError(f"init: needs variable {name!r} (a scalex overlaps Dataset)")
+        q = np.asarray(init["q"].isel(alpha=0).values if "alpha" in init["q"].dims
+                       else init["q"].values, dtype=float)
+        r = np.asarray(init["r"].isel(alpha=0).values if "alpha" in init["r"].dims
+                       else init["r"].values, dtype=float)
+        if q.shape != (sys_.L, sys_.K, sys_.K) or r.shape != (sys_.L, sys_.K, sys_.M):
+            raise ValueError(f"init: q, r must have shapes (L, K, K), (L, K, M) = "
+                             f"{(sys_.L, sys_.K, sys_.K)}, {(sys_.L, sys_.K, sys_.M)}; "
+                             f"got {q.shape}, {r.shape}")
+        return sys_.pack(q, r)[None], "init"
+    seeds = [seed] if seed is not None else list(range(n_draws))
+    xs = []
+    for sd in seeds:
+        ds0 = initial_overlaps(setup, sd)
+        xs.append(sys_.pack(ds0["q"].values[0], ds0["r"].values[0]))
+    src = f"seed {seed}" if seed is not None else f"rms over seeds 0..{n_draws - 1}"
+    return np.stack(xs), src
+
+
+def _first_flat(alpha: Array, eg: Array, flatness: float, window: float, contrast: float
+                ) -> int | None:
+    slope = est.local_slope(alpha, eg, window)
+    good = np.isfinite(slope)
+    if not good.any():
+        return None
+    first = eg[np.flatnonzero(good)[0]]
+    idx = np.flatnonzero(good & (np.abs(slope) < flatness) & (eg <= first / contrast))
+    return int(idx[0]) if idx.size else None
+
+
+def escape(
+    setup: Setup,
+    *,
+    seed: int | None = None,
+    init: xr.Dataset | None = None,
+    flatness: float = 0.1,
+    min_decades: float = 0.25,
+    window: float = 0.2,
+    contrast: float = 2.0,
+    baseline: float = 0.0,
+    n_draws: int = 4,
+    alpha_max: float | None = None,
+    points_per_decade: int = 200,
+) -> EscapeResult:
+    """Escape-time theory of the symmetric plateau, equations (E1)–(E5) of docs/analysis.md.
+
+    Parameters
+    ----------
+    setup : a soft committee machine (equal v, equal w; erf activation).
+    seed : the weight draw whose asymmetry sets the plateau length (`scalex.initial_overlaps`).
+    init : instead of ``seed``, a Dataset with the initial ``q``, ``r`` (first α is used).
+    flatness, min_decades, window, contrast : the plateau criterion (A2) of
+        `scalex.analysis.plateau`, applied to the predicted curve.
+    baseline : ε_∞ subtracted before the criterion, as in `scalex.analysis.plateau` (for
+        curves that saturate, e.g. with frozen groups).
+    n_draws : with neither ``seed`` nor ``init``, the amplitude is the rms over the draws of
+        seeds 0..n_draws−1 (a typical draw).
+    alpha_max : end of the predicted curve (default: 3 (1/μ) ln(1/A_0), at least 100/η).
+    points_per_decade : resolution of the predicted curve.
+
+    Returns
+    -------
+    `EscapeResult` with ε_g*, μ, the predicted plateau start (time to reach the plateau), end
+    and length, the textbook estimate (1/μ) ln(1/A_0), the amplitudes and the spectra;
+    ``.to_dataset()`` gives it as a Dataset.
+    """
+    if seed is not None and init is not None:
+        raise ValueError("seed: give either seed or init, not both")
+    for name, val in (("flatness", flatness), ("min_decades", min_decades),
+                      ("window", window)):
+        if not (np.isfinite(val) and val > 0):
+            raise ValueError(f"{name}: must be finite and > 0, got {val!r}")
+    if not contrast > 1:
+        raise ValueError(f"contrast: must be > 1, got {contrast!r}")
+    if not (np.isfinite(baseline) and baseline >= 0):
+        raise ValueError(f"baseline: must be finite and >= 0, got {baseline!r}")
+    if int(n_draws) != n_draws or n_draws < 1:
+        raise ValueError(f"n_draws: must be an integer >= 1, got {n_draws!r}")
+    if int(points_per_decade) != points_per_decade or points_per_decade < 20:
+        raise ValueError(f"points_per_decade: must be an integer >= 20, got {points_per_decade!r}")
+    sys_ = SymmetricSystem(setup)
+    thresholds = dict(flatness=flatness, min_decades=min_decades, window=window,
+                      contrast=contrast, baseline=baseline)
+
+    # (E1) fixed point, (E2) spectra
+    xstar, residual = symmetric_fixed_point(setup, system=sys_)
+    eg_star = float(sys_.eg(xstar))
+    J1 = sys_.jacobian(xstar, 1)
+    J0 = sys_.jacobian(xstar, 0)
+    ev1, W = np.linalg.eig(J1) if J1.size else (np.zeros(0, complex), np.zeros((0, 0)))
+    ev0 = np.linalg.eigvals(J0)
+    order = np.argsort(-ev1.real)
+    ev1, W = ev1[order], W[:, order]
+    q_star, r_star = sys_.unpack(xstar)
+    nan = float("nan")
+    common: dict[str, Any] = dict(
+        setup=setup, plateau_height=eg_star, fixed_point_residual=residual,
+        thresholds=thresholds, fixed_point=(q_star, r_star, sys_.t.copy()),
+        antisymmetric_eigenvalues=ev1, symmetric_eigenvalues=ev0[np.argsort(-ev0.real)],
+    )
+    X0, source = _draws(setup, sys_, seed, init, n_draws)
+    if ev1.size == 0 or ev1[0].real <= 0:
+        return EscapeResult(
+            escape_rate=float(ev1[0].real) if ev1.size else nan, escape_multiplicity=0,
+            plateau_start=nan, plateau_end=nan, plateau_length=nan, has_plateau=False,
+            naive_length=nan, initial_asymmetry=nan, plateau_asymmetry=nan, kappa=nan,
+            asymmetry_source=source, alpha=np.zeros(0), eg_symmetric=np.zeros(0),
+            eg_predicted=np.zeros(0), **common)
+    mu = float(ev1[0].real)
+    # the degenerate copies of μ (one irreducible representation) agree to finite-difference
+    # accuracy (~1e-9 absolute); the next eigenvalues are far below
+    sel = np.abs(ev1.real - mu) <= 1e-4 * abs(mu) + 1e-10
+    Winv = np.linalg.inv(W)
+
+    def unstable_part(dx: Array) -> Array:
+        """Component of dx in the unstable eigenspace (real for conjugate pairs)."""
+        coef = Winv[sel] @ sys_.coords(dx, 1)
+        return sys_.vector((W[:, sel] @ coef).real, 1)
+
+    xs0 = np.array([sys_.symmetrize(x) for x in X0])
+    dX0 = X0 - xs0
+    A0 = float(np.sqrt(np.mean([np.sum(unstable_part(d) ** 2) for d in dX0])))
+    naive = float(np.log(1.0 / A0) / mu) if A0 > 0 else np.inf
+
+    # (E3) symmetric trajectory in the reduced coordinates of V0, from the symmetrised draw
+    n0 = sys_.dim(0)
+    y0 = sys_.coords(xs0.mean(axis=0), 0)
+    hi = alpha_max or max(3.0 * naive, 100.0 / setup.eta)
+    lo = 1e-3 / (setup.eta * sys_.lam[0])
+    alpha = np.geomspace(lo, hi, int(np.ceil(np.log10(hi / lo) * points_per_decade)) + 1)
+    traj = solve_ivp(lambda _a, y: sys_.coords(sys_.rhs(sys_.vector(y, 0)), 0), (0.0, hi), y0,
+                     method="LSODA",
+                     t_eval=alpha, rtol=1e-9, atol=1e-12, dense_output=True)
+    eg_sym = np.full(alpha.shape, np.nan)
+    eg_sym[: traj.y.shape[1]] = sys_.eg(sys_.vector(traj.y.T, 0))
+    i_s = _first_flat(alpha, eg_sym - baseline, flatness, window, contrast)
+    no_plateau = dict(escape_rate=mu, escape_multiplicity=int(sel.sum()),
+                      naive_length=naive, initial_asymmetry=A0, asymmetry_source=source,
+                      alpha=alpha, eg_symmetric=eg_sym)
+    if i_s is None:
+        return EscapeResult(plateau_start=nan, plateau_end=nan, plateau_length=nan,
+                            has_plateau=False, plateau_asymmetry=nan, kappa=nan,
+                            eg_predicted=np.full(alpha.shape, np.nan), **no_plateau, **common)
+    a_s = float(alpha[i_s])
+
+    # (E4) carry the draws' asymmetry to α_s by the variational equation (explicit RK: the
+    # finite-difference products are too noisy for a stiff solver's Jacobian estimate)
+    D = dX0.shape[0]
+    scale = np.linalg.norm(dX0, axis=1)
+    scale[scale == 0] = 1.0
+
+    def variational(a: float, z: Array) -> Array:
+        y, dx = z[:n0], z[n0:].reshape(D, -1)
+        x = sys_.vector(y, 0)
+        return np.concatenate([sys_.coords(sys_.rhs(x), 0), *[sys_.jvp(x, d) for d in dx]])
+
+    z0 = np.concatenate([y0, (dX0 / scale[:, None]).ravel()])
+    carried = solve_ivp(variational, (0.0, a_s), z0, method="RK45", rtol=1e-7, atol=1e-10)
+    dXs = carried.y[n0:, -1].reshape(D, -1) * scale[:, None]
+
+    # (E5) second-order response of ε_g along each draw's unstable direction
+    h = 1e-4
+    F0 = sys_.rhs(xstar)
+    Jsym_shift = 2 * mu * np.eye(J0.shape[0]) - J0
+    kA2, A2 = [], []
+    for dx in dXs:
+        u = unstable_part(dx)
+        amp = float(np.linalg.norm(u))
+        if amp == 0:
+            continue
+        e = u / amp
+        d2eg = (sys_.eg(xstar + h * e) + sys_.eg(xstar - h * e) - 2 * eg_star) / h**2
+        bee = (sys_.rhs(xstar + h * e) + sys_.rhs(xstar - h * e) - 2 * F0) / h**2
+        slaved = sys_.vector(np.linalg.solve(Jsym_shift, 0.5 * sys_.coords(bee, 0)), 0)
+        grad = (sys_.eg(xstar + h * slaved) - sys_.eg(xstar - h * slaved)) / (2 * h)
+        kA2.append((0.5 * d2eg + grad) * amp**2)
+        A2.append(amp**2)
+    As = float(np.sqrt(np.mean(A2))) if A2 else 0.0
+    kappa = float(np.mean(kA2) / np.mean(A2)) if A2 else nan
+    growth = np.exp(np.minimum(2 * mu * (alpha - a_s), 700.0))
+    deviation = (np.mean(kA2) if kA2 else 0.0) * growth
+    # second order in the amplitude only while the deviation is small: NaN beyond
+    eg_pred = np.where(np.abs(deviation) <= 0.5 * (eg_sym - baseline), eg_sym + deviation, np.nan)
+
+    # the plateau criterion (A2) on the predicted curve: the flat run through α_s
+    slope = est.local_slope(alpha, eg_pred - baseline, window)
+    flat = np.isfinite(slope) & (np.abs(slope) < flatness)
+    run = [(i0, i1) for i0, i1 in est._runs(flat) if i0 <= i_s <= i1 or i0 >= i_s]
+    if not run:
+        start = end = nan
+    else:
+        i0, i1 = max(run, key=lambda ab: np.log(alpha[ab[1]] / alpha[ab[0]]))
+        start, end = float(alpha[i0]), float(alpha[i1])
+    length = end - start
+    found = bool(np.isfinite(length) and np.log10(end / start) >= min_decades)
+    if not found:  # as in `scalex.analysis.plateau`: no plateau, no numbers
+        start = end = length = nan
+    return EscapeResult(plateau_start=start, plateau_end=end, plateau_length=length,
+                        has_plateau=found, plateau_asymmetry=As, kappa=kappa,
+                        eg_predicted=eg_pred, **no_plateau, **common)
