@@ -15,6 +15,7 @@ from ._version import __version__
 from .integrals import generalization_error
 from .schema import open_dataset, to_netcdf, validate
 from .setup import Setup
+from .simulate import simulate
 from .weights import initial_overlaps, sample_weights
 
 __all__ = [
@@ -36,10 +37,11 @@ __all__ = [
     "validate",
 ]
 
-# Heavier pieces are imported on first use so `import scalex` stays fast.
+# Heavier pieces are imported on first use so `import scalex` stays fast. `simulate` is
+# imported eagerly: importing the submodule would otherwise rebind the package attribute
+# ``scalex.simulate`` from the function to the module.
 _LAZY = {
     "solve_ode": ("ode", "solve_ode"),
-    "simulate": ("simulate", "simulate"),
     "linear_theory": ("linear", "linear_theory"),
     "sweep": ("sweep", "sweep"),
     "open_store": ("sweep", "open_store"),

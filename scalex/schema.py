@@ -199,10 +199,13 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
             problems.append(f"attrs: missing {key!r}")
     # Reduced datasets (linear theory without overlaps, simulations that record only the
     # λ-weighted Q, R) may leave out the per-group overlaps, but must carry a substitute.
+    # A simulation lists what it recorded in attrs["recorded"].
     reduced = {"e", "Q", "R"} & set(ds.data_vars)
+    recorded = ds.attrs.get("recorded")
+    optional = {"q", "r"} - set(str(recorded).split()) if recorded is not None else set()
     for name in ("eg", "q", "r", "t"):
         if name not in ds.data_vars:
-            if name != "eg" and reduced:
+            if name != "eg" and reduced or name in optional:
                 continue
             problems.append(f"variable {name!r}: missing")
             continue

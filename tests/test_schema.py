@@ -102,3 +102,15 @@ def test_hierarchy_view(ds):
         np.testing.assert_allclose(ds.scalex.hierarchy(l).values, expected)
     with pytest.raises(ValueError, match="variable"):
         ds.scalex.hierarchy(1, variable="x")
+
+
+def test_reduced_datasets_validate(ds):
+    # A simulation that recorded no per-group overlaps says so in attrs["recorded"].
+    reduced = ds.drop_vars(["q", "r"])
+    with pytest.raises(SchemaError, match="'q': missing"):
+        validate(reduced)
+    reduced.attrs["recorded"] = ""
+    validate(reduced)
+    reduced.attrs["recorded"] = "q"
+    with pytest.raises(SchemaError, match="'q': missing"):
+        validate(reduced)
