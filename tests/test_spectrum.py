@@ -53,12 +53,12 @@ def test_group_helpers():
     assert "L=3" in repr(sp)
 
 
-@settings(max_examples=10)
+@settings(max_examples=5)
 @given(beta=st.floats(0.2, 2.0), seed=st.integers(0, 1000))
 def test_from_data_recovers_beta(beta, seed):
     """Synthetic Gaussian data with covariance eigenvalues k^{-(1+β)} in a random basis."""
     rng = np.random.default_rng(seed)
-    d, n = 200, 20_000
+    d, n = 120, 8_000
     lam = np.arange(1, d + 1, dtype=float) ** (-(1 + beta))
     basis, _ = np.linalg.qr(rng.standard_normal((d, d)))
     X = (rng.standard_normal((n, d)) * np.sqrt(lam)) @ basis.T + 3.0
