@@ -1,0 +1,156 @@
+"""Sweep throughput: parallel efficiency of a 64-member ODE sweep, and per-member overhead.
+
+Run:  python benchmarks/bench_sweep.py [--quick] [--rounds R]
+
+0. Start-up cost of local worker processes: a 2-member processes sweep of tiny ODEs minus the
+   same sweep run serially (this is what `scalex.sweep.PROCESS_STARTUP_S` stands for).
+1. A 64-member ODE sweep (K = M = 4, N = 1024, L = 64..512 × 16 seeds, 0.2–1.5 s per member)
+   serially (the "synchronous" scheduler: the baseline, measured in the same run) and on 2
+   local workers: dask threads, dask processes, "auto" (the default for "ode"), and a
+   `distributed.LocalCluster` of 2 single-threaded worker processes. Prints each wall time and
+   its speed-up over serial (target ≥ 1.6× on 2 cores).
+2. Per-member overhead of the sweep machinery with a trivial kind (the initial overlaps of a
+   tiny Setup): a plain loop of direct calls is the baseline; the sweep without a store, with a
+   store (one NetCDF file per member, then reopening them lazily), a rerun on a complete store,
+   and through a LocalCluster.
+
+The machine is shared, so figures are noisy. The configurations are run in interleaved rounds
+(every configuration once per round, so a slow spell hits all of them) and the best of the
+rounds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+import scalex
+from scalex.sweep import register_kind, sweep
+
+
+def trivial(setup, alpha, seed):
+    """The cheapest member: overlaps at α = 0 repeated on the grid."""
+    from scalex.schema import make_dataset
+    from scalex.weights import initial_overlaps
+
+    ds = initial_overlaps(setup, seed)
+    a = np.asarray(alpha)
+    q = np.repeat(ds.q.values, a.size, axis=0)
+    r = np.repeat(ds.r.values, a.size, axis=0)
+    return make_dataset(setup, a, q, r, ds.t.values, method="trivial")
+
+
+def interleaved(configs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Best wall time of each configuration over ``rounds`` interleaved rounds."""
+    best = {name: np.inf for name in configs}
+    for _ in range(rounds):
+        for name, fn in configs.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="16 ODE members instead of 64")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    register_kind("trivial", trivial, overwrite=True)
+    print(f"# scalex {scalex.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+
+    from distributed import Client, LocalCluster
+
+    # ---------------------------------------------------------------- 0. start-up
+    tiny_ode = scalex.Setup(K=2, M=2, N=16)
+    a0 = np.array([0.0, 0.1])
+    sweep("ode", tiny_ode, {"L": [1, 2]}, alpha=a0, scheduler="synchronous", progress=False)
+    start = interleaved({
+        "serial": lambda: sweep("ode", tiny_ode, {"L": [1, 2]}, alpha=a0,
+                                scheduler="synchronous", progress=False),
+        "processes": lambda: sweep("ode", tiny_ode, {"L": [1, 2]}, alpha=a0,
+                                   scheduler="processes", workers=2, progress=False),
+    }, args.rounds)
+    print(f"\n## Start-up of 2 local worker processes: "
+          f"{start['processes'] - start['serial']:.2f} s")
+
+    # ---------------------------------------------------------------- 1. ODE sweep
+    n_seeds = 4 if args.quick else 16
+    base = scalex.Setup(K=4, M=4, N=1024, eta=0.1, beta=1.0, sigma_J=0.01)
+    over = {"L": [64, 128, 256, 512]}
+    alpha = np.concatenate([[0.0], np.logspace(-2, 5, 71)])
+    n = len(over["L"]) * n_seeds
+    run = dict(seeds=n_seeds, alpha=alpha, progress=False)
+    chosen: list[str] = []
+
+    def auto() -> None:
+        chosen.append(sweep("ode", base, over, scheduler="auto", workers=2, **run)
+                      .attrs["sweep_scheduler"])
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        sweep("ode", base, {"L": [64]}, alpha=alpha, client=client, progress=False)  # warm-up
+        ode = interleaved({
+            "serial (synchronous, baseline)":
+                lambda: sweep("ode", base, over, scheduler="synchronous", **run),
+            "local threads, 2 workers":
+                lambda: sweep("ode", base, over, scheduler="threads", workers=2, **run),
+            "local processes, 2 workers":
+                lambda: sweep("ode", base, over, scheduler="processes", workers=2, **run),
+            "local auto, 2 workers": auto,
+            "distributed, 2 worker processes":
+                lambda: sweep("ode", base, over, client=client, **run),
+        }, args.rounds)
+        serial = ode["serial (synchronous, baseline)"]
+        print(f"\n## ODE sweep, {n} members (K=M=4, N=1024, L=64..512, {n_seeds} seeds)")
+        print(f"{'configuration':<34} {'wall [s]':>9} {'speed-up':>9}")
+        for name, t in ode.items():
+            print(f"{name:<34} {t:9.2f} {serial / t:9.2f}")
+        print(f"('auto' chose: {', '.join(chosen)})")
+
+        # ------------------------------------------------------------ 2. overhead
+        m = 64
+        tiny = scalex.Setup(K=2, M=2, N=8, L=2)
+        seeds = list(range(m))
+        a = np.linspace(0.0, 1.0, 5)
+        complete = tempfile.mkdtemp()
+        sweep("trivial", tiny, seeds=seeds, alpha=a, progress=False, store=complete,
+              scheduler="synchronous")
+
+        def stored() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                sweep("trivial", tiny, seeds=seeds, alpha=a, progress=False, store=tmp,
+                      scheduler="synchronous").load()
+
+        over_t = interleaved({
+            "direct calls (baseline)": lambda: [trivial(tiny, a, s) for s in seeds],
+            "sweep, synchronous, no store": lambda: sweep(
+                "trivial", tiny, seeds=seeds, alpha=a, progress=False, scheduler="synchronous"),
+            "sweep, threads, no store": lambda: sweep(
+                "trivial", tiny, seeds=seeds, alpha=a, progress=False, scheduler="threads",
+                workers=2),
+            "sweep, synchronous, store": stored,
+            "rerun on a complete store (skip)": lambda: sweep(
+                "trivial", tiny, seeds=seeds, alpha=a, progress=False, store=complete).load(),
+            "sweep, distributed, no store": lambda: sweep(
+                "trivial", tiny, seeds=seeds, alpha=a, progress=False, client=client),
+        }, args.rounds)
+        direct = over_t["direct calls (baseline)"]
+        print(f"\n## Per-member overhead, trivial kind, {m} members")
+        print(f"{'configuration':<34} {'ms/member':>9} {'overhead':>9}")
+        for name, t in over_t.items():
+            print(f"{name:<34} {1e3 * t / m:9.2f} {1e3 * (t - direct) / m:9.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

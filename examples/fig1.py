@@ -1,0 +1,105 @@
+"""Fig. 1 of Worschech & Rosenow (ICLR 2025): the plateau shortens as L grows.
+
+Erf soft committee machine, K = M = 2, η = 0.1, β = 1, σ_J = 0.01, N = 1024, L varied
+(THEORY §5). Runs the catalog entry ``fig1`` (the ODE of THEORY §3 from the initial overlaps
+of seed 0), then draws the learning curves with the measured plateau shaded, next to the
+plateau length against L, measured and predicted by the escape theory.
+
+    python examples/fig1.py                       # results in scalex-results/fig1/
+    python examples/fig1.py --images docs/images  # also the PNG shown in docs/reproduction.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import xarray as xr
+
+from scalex import plot
+from scalex.catalog import load_catalog, run_entry
+from scalex.sweep import member_setup
+
+ENTRY = "fig1"
+
+
+def escape_where_plateau(ds: xr.Dataset, summary: xr.Dataset) -> xr.DataArray:
+    """The escape-theory plateau length (`scalex.theory.escape`, THEORY §5) of every member
+    whose curve has a measured plateau (NaN elsewhere: no plateau to predict)."""
+    from scalex.theory import escape
+
+    measured = summary["plateau_length"]
+    predicted = xr.full_like(measured, np.nan).rename("plateau_length_predicted")
+    predicted.attrs = {"long_name": "predicted plateau length (escape theory)", "units": "1"}
+    for index in np.ndindex(measured.shape):
+        point = {d: measured[d].values[i] for d, i in zip(measured.dims, index)}
+        if not bool(summary["has_plateau"].sel(point)):
+            continue
+        seed = int(point.pop("seed", 0))
+        predicted[index] = escape(member_setup(ds, **point), seed=seed).plateau_length
+    return predicted
+
+
+def figure(ds: xr.Dataset, summary: xr.Dataset | None) -> hv.Layout:
+    """Learning curves over L with the plateau marked, and plateau length against L."""
+    has_plateau = summary is not None and "plateau_start" in summary
+    # below 1e-6 the curves only show the exponential convergence of small L
+    panels = [plot.learning_curves(ds, over="L", mark_plateau=has_plateau,
+                                   plateau=summary if has_plateau else None, ylim=(1e-6, 1.0),
+                                   title_text="Fig. 1: ε_g(α), erf, K=M=2, N=1024 (ODE)")]
+    if summary is not None and "plateau_length" in summary:
+        panels.append(plot.plateau_length(summary, x="L", over=None,
+                                          title_text="plateau length against L"))
+    return hv.Layout(panels).cols(1).opts(backend="bokeh", shared_axes=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("scalex-results") / ENTRY,
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--images", type=Path, default=None,
+                        help=f"also write <images>/{ENTRY}.png (for docs/reproduction.md)")
+    parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
+    args = parser.parse_args(argv)
+
+    entry = load_catalog(args.catalog)[ENTRY]
+    print(f"{ENTRY}: {entry.summary_line()}")
+    # the escape theory is evaluated below only where a plateau is measured
+    entry = dataclasses.replace(entry, analyses=tuple(a for a in entry.analyses
+                                                      if a != "escape"))
+    result = run_entry(entry, args.out, report=True)
+    ds, summary = result.dataset, result.summary
+    tick = time.perf_counter()
+    if summary is not None and "has_plateau" in summary:
+        summary["plateau_length_predicted"] = escape_where_plateau(ds, summary)
+        table = summary[["plateau_start", "plateau_end", "plateau_length",
+                         "plateau_length_predicted", "plateau_height"]].mean("seed")
+        table["predicted/measured"] = (table["plateau_length_predicted"]
+                                       / table["plateau_length"])
+        table = table.reset_coords(drop=True)
+        print(table.to_dataframe().dropna(subset=["plateau_length"]).to_string(
+            float_format=lambda x: f"{x:.4g}"))
+    escape_time = time.perf_counter() - tick
+    fig = figure(ds, summary)
+    written = plot.save(fig, args.out / f"{ENTRY}-figure")
+    if args.images is not None:
+        written += plot.save(fig, args.images / ENTRY, formats=("png",))
+
+    print(f"\nwall time: run and summary {result.wall_time_s:.1f} s, "
+          f"escape theory {escape_time:.1f} s")
+    if result.table is not None:
+        print("\nper L (seed mean):")
+        print(result.table.to_string(float_format=lambda x: f"{x:.4g}"))
+    for problem in result.problems:
+        print(f"note: {problem}")
+    print("\nwritten:", *[str(p) for p in [*result.files.values(), *written]], sep="\n  ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,949 @@
+"""Experiment catalogs: named, declarative sweeps in YAML (schema in catalogs/README.md).
+
+A catalog file holds ``entries``, each a complete experiment::
+
+    entries:
+      fig1:
+        description: Plateau shortens as L grows (ODE, K = M = 2).
+        kind: ode                    # ode | simulate | linear | a registered sweep kind
+        setup: {K: 2, M: 2, N: 1024, eta: 0.1, beta: 1.0, sigma_J: 0.01}
+        over: {L: [1, 4, 16, 64]}    # sweep axes: Setup fields ("K=M" links two fields)
+        seeds: [0]                   # or an integer n for seeds 0..n-1
+        alpha: {start: 1e-2, stop: 1e4, num: 121, spacing: log, zero: true}
+        kind_options: {rtol: 1.0e-6} # keyword arguments of the kind
+        compare: [linear]            # other kinds run on the same grid, for comparison
+        analyses: [summary, escape]
+        plots: [learning_curves, {name: plateau_length, x: L, over: null}]
+        cost: "~10 s on 2 cores"
+
+`load_catalog` validates everything before anything runs: an unknown field, a wrong type or an
+invalid `Setup` raises `CatalogError` naming the file, the entry and the field. `run_entry` runs
+one entry into an output folder (the result store, the combined NetCDF files, an analysis
+summary, plots, an optional HTML report and an intake catalog); the ``scalex`` CLI is a thin
+front to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+import yaml
+from numpy.typing import NDArray
+
+from .setup import Setup
+from .sweep import KINDS, grid_members, member_setup, sweep
+
+__all__ = [
+    "ANALYSES",
+    "ENTRY_FIELDS",
+    "Catalog",
+    "CatalogError",
+    "Entry",
+    "PlotSpec",
+    "RunResult",
+    "alpha_grid",
+    "default_catalog_path",
+    "escape_predictions",
+    "load_catalog",
+    "parse_catalog",
+    "result_table",
+    "run_entry",
+    "write_intake_catalog",
+]
+
+#: entry field -> (required, description)
+ENTRY_FIELDS: dict[str, tuple[bool, str]] = {
+    "description": (True, "what the entry reproduces, and any value chosen beyond the paper"),
+    "kind": (True, "sweep kind: ode, simulate, linear or a registered one"),
+    "setup": (False, "base Setup fields (plus spectrum_from for a real-data spectrum)"),
+    "over": (False, "sweep axes {field: [values]}; 'K=M' sets two fields together"),
+    "seeds": (False, "list of seeds, or an integer n for 0..n-1 (default [0])"),
+    "alpha": (True, "{start, stop, num, spacing: log|linear, zero: bool} or a list of times"),
+    "kind_options": (False, "keyword arguments passed to the kind"),
+    "compare": (False, "other kinds (or {kind, options}) run on the same grid for comparison"),
+    "analyses": (False, f"analyses to run: any of {('summary', 'escape')}"),
+    "plots": (False, "scalex.plot functions: names or {name, file, **options}"),
+    "cost": (False, "an estimate of the run time, shown by `scalex list`"),
+}
+TOP_FIELDS = ("version", "description", "entries")
+ALPHA_FIELDS = ("start", "stop", "num", "spacing", "zero")
+SPECTRUM_FROM_FIELDS = ("data", "fit_range", "size", "stride", "images")
+#: analysis name -> what it adds
+ANALYSES = {
+    "summary": "scalex.analysis.summary: plateau length/height, exponents per member",
+    "escape": "scalex.theory.escape: predicted plateau length per member",
+}
+CATALOG_ENV = "SCALEX_CATALOG"
+#: time budget (s) of the escape-theory predictions of one `run_entry`; the CLI must finish
+ESCAPE_TIMEOUT_S = 120.0
+
+
+class CatalogError(ValueError):
+    """An invalid catalog: the message names the file, the entry and the field."""
+
+
+# ---------------------------------------------------------------------------------- YAML
+class _Loader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 floats (``1e-2`` is a number, not a string) and no duplicate keys."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+# ---------------------------------------------------------------------------------- entries
+@dataclass(frozen=True)
+class PlotSpec:
+    """One plot of an entry: ``scalex.plot.<name>(data, **options)`` saved as ``<file>.*``."""
+
+    name: str
+    file: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A validated catalog entry (see the module docstring and catalogs/README.md)."""
+
+    name: str
+    description: str
+    kind: str
+    setup: Setup
+    over: Mapping[str, tuple[Any, ...]]
+    seeds: tuple[int, ...]
+    alpha: tuple[float, ...]
+    kind_options: Mapping[str, Any] = field(default_factory=dict)
+    compare: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    analyses: tuple[str, ...] = ()
+    plots: tuple[PlotSpec, ...] = ()
+    cost: str | None = None
+    source: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def alpha_array(self) -> NDArray[np.float64]:
+        """The α grid as an array."""
+        return np.asarray(self.alpha, dtype=float)
+
+    @property
+    def n_members(self) -> int:
+        """Number of sweep members (grid points × seeds) of the main kind."""
+        return math.prod(len(v) for v in self.over.values()) * len(self.seeds)
+
+    def summary_line(self) -> str:
+        """One line for `scalex list`: kind, members, cost and the description's first sentence."""
+        text = self.description.strip()
+        if len(text) > 90:
+            text = text[:90].rsplit(" ", 1)[0] + " …"
+        cost = self.cost or "cost not estimated"
+        return f"{self.kind}, {self.n_members} member(s), {cost}: {text}"
+
+    def run(self, **kwargs: Any) -> xr.Dataset:
+        """`scalex.sweep.sweep` of this entry's main kind (``kwargs`` go to `sweep`)."""
+        return sweep(
+            self.kind, self.setup, dict(self.over), self.seeds, self.alpha_array,
+            **{**dict(self.kind_options), **kwargs},
+        )
+
+
+@dataclass(frozen=True)
+class Catalog(Mapping[str, Entry]):
+    """A validated catalog file: ``entries`` by name, in file order."""
+
+    path: str
+    entries: Mapping[str, Entry]
+    description: str = ""
+
+    def __getitem__(self, name: str) -> Entry:
+        if name not in self.entries:
+            raise KeyError(
+                f"{self.path}: no entry {name!r}; available: {', '.join(self.entries) or 'none'}"
+            )
+        return self.entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+
+def default_catalog_path() -> Path:
+    """``$SCALEX_CATALOG`` if set, else the paper catalog catalogs/paper.yaml of the checkout."""
+    env = os.environ.get(CATALOG_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "catalogs" / "paper.yaml"
+
+
+def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
+    """Read and validate a catalog file (default `default_catalog_path`).
+
+    Raises `FileNotFoundError` for a missing file and `CatalogError` for an invalid one.
+    """
+    path = Path(path) if path is not None else default_catalog_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such catalog file")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as err:
+        raise CatalogError(f"{path}: not valid YAML: {err}") from None
+    return parse_catalog(data, str(path))
+
+
+def parse_catalog(data: Any, source: str = "<catalog>") -> Catalog:
+    """Validate a catalog already parsed from YAML (a mapping with ``entries``)."""
+    if not isinstance(data, Mapping):
+        raise CatalogError(f"{source}: must be a mapping with an 'entries' field")
+    unknown = [k for k in data if k not in TOP_FIELDS]
+    if unknown:
+        raise CatalogError(
+            f"{source}: unknown top-level field(s) {unknown}; allowed: {list(TOP_FIELDS)}"
+        )
+    if data.get("version", 1) != 1:
+        raise CatalogError(f"{source}: field 'version': must be 1, got {data['version']!r}")
+    entries = data.get("entries")
+    if not isinstance(entries, Mapping) or not entries:
+        raise CatalogError(f"{source}: field 'entries': must be a non-empty mapping of entries")
+    parsed = {}
+    for name, raw in entries.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise CatalogError(
+                f"{source}: entry {name!r}: names may hold only letters, digits, '_', '.', '-'"
+            )
+        parsed[name] = _parse_entry(name, raw, source)
+    return Catalog(source, parsed, str(data.get("description", "")))
+
+
+class _Fail:
+    """Builds the error messages of one entry."""
+
+    def __init__(self, source: str, entry: str) -> None:
+        self.prefix = f"{source}: entry {entry!r}"
+
+    def __call__(self, field_name: str, problem: str) -> CatalogError:
+        return CatalogError(f"{self.prefix}: field {field_name!r}: {problem}")
+
+
+def _number(value: Any, name: str, fail: _Fail, *, integer: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(name, f"must be a number, got {value!r}")
+    if integer and not float(value).is_integer():
+        raise fail(name, f"must be an integer, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def alpha_grid(
+    spec: Any, fail: Callable[[str, str], Exception] | None = None
+) -> NDArray[np.float64]:
+    """The α grid of a catalog ``alpha`` field: a list, or {start, stop, num, spacing, zero}.
+
+    ``spacing: log`` (default) gives ``num`` log-spaced points from ``start`` > 0 to ``stop``;
+    ``linear`` evenly spaced ones; ``zero: true`` prepends α = 0.
+    """
+    fail = fail or (lambda f, p: CatalogError(f"field {f!r}: {p}"))
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        if not spec:
+            raise fail("alpha", "must not be empty")
+        values = [_number(v, f"alpha[{i}]", fail) for i, v in enumerate(spec)]  # type: ignore[arg-type]
+        a = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) <= 0):
+            raise fail("alpha", "must be finite, >= 0 and strictly increasing")
+        return a
+    if not isinstance(spec, Mapping):
+        raise fail("alpha",
+                   f"must be a list of times or a mapping {list(ALPHA_FIELDS)}, got {spec!r}")
+    unknown = [k for k in spec if k not in ALPHA_FIELDS]
+    if unknown:
+        raise fail(f"alpha.{unknown[0]}", f"unknown field; allowed: {list(ALPHA_FIELDS)}")
+    for key in ("start", "stop", "num"):
+        if key not in spec:
+            raise fail(f"alpha.{key}", "is required")
+    start = _number(spec["start"], "alpha.start", fail)
+    stop = _number(spec["stop"], "alpha.stop", fail)
+    num = _number(spec["num"], "alpha.num", fail, integer=True)
+    spacing = spec.get("spacing", "log")
+    zero = spec.get("zero", False)
+    if spacing not in ("log", "linear"):
+        raise fail("alpha.spacing", f"must be 'log' or 'linear', got {spacing!r}")
+    if not isinstance(zero, bool):
+        raise fail("alpha.zero", f"must be true or false, got {zero!r}")
+    if num < 2:
+        raise fail("alpha.num", f"must be >= 2, got {num}")
+    if not (np.isfinite(start) and np.isfinite(stop)) or stop <= start:
+        raise fail("alpha.stop", f"must be finite and > start={start:g}, got {stop:g}")
+    if spacing == "log":
+        if start <= 0:
+            raise fail("alpha.start", f"must be > 0 for log spacing, got {start:g}")
+        a = np.logspace(np.log10(start), np.log10(stop), int(num))
+    else:
+        if start < 0:
+            raise fail("alpha.start", f"must be >= 0, got {start:g}")
+        a = np.linspace(start, stop, int(num))
+    if zero and a[0] > 0:
+        a = np.concatenate([[0.0], a])
+    return a
+
+
+def _setup_from(spec: Any, fail: _Fail) -> Setup:
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise fail("setup", f"must be a mapping of Setup fields, got {spec!r}")
+    allowed = {f.name for f in fields(Setup)} | {"spectrum_from"}
+    for key in spec:
+        if key not in allowed:
+            raise fail(f"setup.{key}", f"unknown field; allowed: {sorted(allowed)}")
+    params = dict(spec)
+    real = params.pop("spectrum_from", None)
+    if real is not None:
+        params.update(_spectrum_from(real, params, fail))
+    try:
+        return Setup(**params)
+    except (ValueError, TypeError) as err:
+        raise _setup_error(err, "setup", fail) from None
+
+
+def _setup_error(err: Exception, prefix: str, fail: _Fail) -> CatalogError:
+    """Re-raise a Setup ValueError ("eta: must be ...") as field 'setup.eta'."""
+    msg = str(err)
+    match = re.match(r"^([A-Za-z_]+): (.*)$", msg, re.S)
+    if match and match.group(1) in {f.name for f in fields(Setup)}:
+        return fail(f"{prefix}.{match.group(1)}", match.group(2))
+    return fail(prefix, msg)
+
+
+def _spectrum_from(spec: Any, params: Mapping[str, Any], fail: _Fail) -> dict[str, Any]:
+    """Explicit eigenvalues from a bundled real data set (`scalex.datasets.real_data`)."""
+    if isinstance(spec, str):
+        spec = {"data": spec}
+    if not isinstance(spec, Mapping) or "data" not in spec:
+        raise fail("setup.spectrum_from",
+                   f"must be a data-set name or {{data: name, ...}}, got {spec!r}")
+    unknown = [k for k in spec if k not in SPECTRUM_FROM_FIELDS]
+    if unknown:
+        raise fail(f"setup.spectrum_from.{unknown[0]}",
+                   f"unknown field; allowed: {list(SPECTRUM_FROM_FIELDS)}")
+    clash = sorted(set(params) & {"N", "L", "eigenvalues", "multiplicities", "beta"})
+    if clash:
+        raise fail(f"setup.{clash[0]}", "is set by spectrum_from and cannot be given too")
+    try:
+        from . import datasets
+    except ImportError as err:
+        raise fail("setup.spectrum_from", f"needs scalex.datasets ({err})") from None
+    options = {k: v for k, v in spec.items() if k not in ("data",)}
+    if "fit_range" in options:
+        options["fit_range"] = tuple(options["fit_range"])
+    try:
+        data = datasets.real_data(spec["data"], **options)
+    except (ValueError, TypeError) as err:
+        raise fail("setup.spectrum_from", str(err)) from None
+    return {"N": data.N, "eigenvalues": tuple(float(x) for x in data.eigenvalues),
+            "spectrum_norm": "mean"}
+
+
+def _parse_over(spec: Any, base: Setup, fail: _Fail) -> dict[str, tuple[Any, ...]]:
+    from .sweep import _parse_over as check_axes
+
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping):
+        raise fail("over", f"must be a mapping {{field: [values]}}, got {spec!r}")
+    out: dict[str, tuple[Any, ...]] = {}
+    for key, values in spec.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise fail(f"over.{key}", f"must be a list of values, got {values!r}")
+        out[str(key)] = tuple(values)
+        try:
+            check_axes({str(key): values})
+        except ValueError as err:
+            raise fail(f"over.{key}", re.sub(r"^over(\[.*?\])?: ", "", str(err))) from None
+    try:
+        grid_members(base, out, [0])
+    except ValueError as err:
+        msg = re.sub(r"^over(\[.*?\])?: ", "", str(err))
+        # Name the axis whose value the Setup rejected ("L: must divide N ...").
+        bad = re.search(r"is not a valid Setup: ([A-Za-z_]+): ", msg)
+        axis = next((k for k in out if bad and bad.group(1) in k.split("=")), None)
+        raise fail(f"over.{axis}" if axis else "over", msg) from None
+    return out
+
+
+def _parse_seeds(spec: Any, fail: _Fail) -> tuple[int, ...]:
+    if spec is None:
+        return (0,)
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        if spec < 1:
+            raise fail("seeds", f"an integer n means seeds 0..n-1 and must be >= 1, got {spec}")
+        return tuple(range(spec))
+    if not isinstance(spec, Sequence) or isinstance(spec, str) or not spec:
+        raise fail("seeds", f"must be a non-empty list of seeds or an integer, got {spec!r}")
+    for s in spec:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise fail("seeds", f"must be integers >= 0, got {s!r}")
+    if len(set(spec)) != len(spec):
+        raise fail("seeds", f"must be distinct, got {list(spec)}")
+    return tuple(spec)
+
+
+def _parse_names(spec: Any, name: str, fail: _Fail) -> list[Any]:
+    if spec is None:
+        return []
+    if isinstance(spec, str) or not isinstance(spec, Sequence):
+        raise fail(name, f"must be a list, got {spec!r}")
+    return list(spec)
+
+
+def _parse_plots(spec: Any, fail: _Fail) -> tuple[PlotSpec, ...]:
+    plots = []
+    files: set[str] = set()
+    for i, item in enumerate(_parse_names(spec, "plots", fail)):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise fail(f"plots[{i}]",
+                       f"must be a plot name or {{name: ..., **options}}, got {item!r}")
+        name = item["name"]
+        if not name.isidentifier() or name.startswith("_"):
+            raise fail(f"plots[{i}].name", f"must be a scalex.plot function name, got {name!r}")
+        file = item.get("file", name)
+        if not isinstance(file, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", file):
+            raise fail(f"plots[{i}].file", f"must be a plain file stem, got {file!r}")
+        if file in files:
+            raise fail(f"plots[{i}].file",
+                       f"{file!r} is used twice; give the plots distinct 'file's")
+        files.add(file)
+        options = {k: v for k, v in item.items() if k not in ("name", "file")}
+        plots.append(PlotSpec(name, file, options))
+    return tuple(plots)
+
+
+def _parse_compare(spec: Any, main_kind: str, fail: _Fail) -> tuple[tuple[str, dict], ...]:
+    out = []
+    for i, item in enumerate(_parse_names(spec, "compare", fail)):
+        options: Any = {}
+        if isinstance(item, Mapping):
+            unknown = [k for k in item if k not in ("kind", "options")]
+            if unknown:
+                raise fail(f"compare[{i}].{unknown[0]}",
+                           "unknown field; allowed: ['kind', 'options']")
+            options = item.get("options") or {}
+            item = item.get("kind")
+        if item not in KINDS:
+            raise fail(f"compare[{i}]", f"must be one of {sorted(KINDS)}, got {item!r}")
+        if item == main_kind:
+            raise fail(f"compare[{i}]", f"{item!r} is already the entry's kind")
+        if not isinstance(options, Mapping):
+            raise fail(f"compare[{i}].options", f"must be a mapping, got {options!r}")
+        out.append((item, dict(options)))
+    return tuple(out)
+
+
+def _parse_entry(name: str, raw: Any, source: str) -> Entry:
+    fail = _Fail(source, name)
+    if not isinstance(raw, Mapping):
+        raise CatalogError(f"{source}: entry {name!r}: must be a mapping of fields, got {raw!r}")
+    for key in raw:
+        if key not in ENTRY_FIELDS:
+            raise fail(str(key), f"unknown field; allowed: {list(ENTRY_FIELDS)}")
+    for key, (required, _doc) in ENTRY_FIELDS.items():
+        if required and key not in raw:
+            raise fail(key, "is required")
+    description = raw["description"]
+    if not isinstance(description, str) or not description.strip():
+        raise fail("description", "must be a non-empty string")
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise fail("kind", f"must be one of {sorted(KINDS)}, got {kind!r}")
+    setup = _setup_from(raw.get("setup"), fail)
+    over = _parse_over(raw.get("over"), setup, fail)
+    seeds = _parse_seeds(raw.get("seeds"), fail)
+    alpha = alpha_grid(raw["alpha"], fail)
+    kind_options = raw.get("kind_options") or {}
+    if not isinstance(kind_options, Mapping):
+        raise fail("kind_options", f"must be a mapping of keyword arguments, got {kind_options!r}")
+    analyses = _parse_names(raw.get("analyses"), "analyses", fail)
+    for i, item in enumerate(analyses):
+        if item not in ANALYSES:
+            raise fail(f"analyses[{i}]", f"must be one of {list(ANALYSES)}, got {item!r}")
+    cost = raw.get("cost")
+    if cost is not None and not isinstance(cost, str):
+        raise fail("cost", f"must be a string, got {cost!r}")
+    return Entry(
+        name=name,
+        description=" ".join(description.split()),
+        kind=kind,
+        setup=setup,
+        over=over,
+        seeds=seeds,
+        alpha=tuple(float(a) for a in alpha),
+        kind_options=dict(kind_options),
+        compare=_parse_compare(raw.get("compare"), kind, fail),
+        analyses=tuple(analyses),
+        plots=_parse_plots(raw.get("plots"), fail),
+        cost=cost,
+        source=source,
+        raw=dict(raw),
+    )
+
+
+# ---------------------------------------------------------------------------------- running
+@dataclass
+class RunResult:
+    """What `run_entry` produced: datasets, the printed table, written files and problems."""
+
+    entry: Entry
+    out_dir: Path
+    dataset: xr.Dataset
+    comparisons: dict[str, xr.Dataset] = field(default_factory=dict)
+    summary: xr.Dataset | None = None
+    table: Any = None
+    files: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def _escape_length(result: Any) -> float:
+    """The predicted plateau length out of a `scalex.theory.escape` result."""
+    if isinstance(result, (int, float, np.floating, np.integer)):
+        return float(result)
+    for name in ("plateau_length", "length", "alpha_escape", "tau_esc"):
+        if isinstance(result, Mapping) and name in result:
+            return float(np.asarray(result[name]))
+        if isinstance(result, xr.Dataset) and name in result.data_vars:
+            return float(result[name].values)
+        if hasattr(result, name):
+            return float(getattr(result, name))
+    raise TypeError(f"no plateau length in the escape result ({type(result).__name__})")
+
+
+def _escape_one(setup: Setup, seed: int) -> float:
+    """Predicted plateau length of one member; NaN where the theory does not apply."""
+    from . import theory
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _escape_length(theory.escape(setup, seed=seed))
+    except Exception:  # no plateau to escape from (K != M, linear, ...)
+        return float("nan")
+
+
+def escape_predictions(
+    ds: xr.Dataset,
+    *,
+    timeout: float | None = None,
+    workers: int | None = None,
+    problems: list[str] | None = None,
+) -> xr.DataArray:
+    """Escape-theory plateau length (THEORY §5) of every member (sweep dims × seed) of ``ds``.
+
+    Members where the theory does not apply (it raises) are NaN. With ``timeout`` (seconds for
+    all members together) the predictions run in ``workers`` worker processes that are
+    stopped at the deadline; unfinished members are NaN and a note goes to ``problems``.
+    """
+    from . import theory  # noqa: F401 - fail early (ImportError) if the theory is missing
+
+    dims = str(ds.attrs.get("sweep_dims", "")).split()
+    seeds = [int(s) for s in ds["seed"].values] if "seed" in ds.dims else [0]
+    shape = [ds.sizes[d] for d in dims] + [len(seeds)]
+    jobs = []
+    for index in np.ndindex(*shape[:-1]):
+        coords = {d: ds[d].values[i] for d, i in zip(dims, index, strict=True)}
+        setup = member_setup(ds, **coords)
+        jobs += [((*index, k), setup, seed) for k, seed in enumerate(seeds)]
+    out = np.full(shape, np.nan)
+    if timeout is None:
+        for index, setup, seed in jobs:
+            out[index] = _escape_one(setup, seed)
+    else:
+        late = _escape_in_processes(jobs, out, timeout, workers)
+        if late and problems is not None:
+            problems.append(f"analysis 'escape': {late} of {len(jobs)} predictions did not "
+                            f"finish within {timeout:g} s and are NaN")
+    return xr.DataArray(
+        out,
+        dims=[*dims, "seed"],
+        coords={**{d: ds[d].values for d in dims}, "seed": seeds},
+        name="plateau_length_predicted",
+        attrs={"long_name": "predicted plateau length (escape theory, THEORY §5)", "units": "1"},
+    )
+
+
+def _escape_in_processes(
+    jobs: Sequence[tuple[tuple[int, ...], Setup, int]],
+    out: NDArray[np.float64],
+    timeout: float,
+    workers: int | None,
+) -> int:
+    """Fill ``out`` from worker processes until ``timeout``; return the number left NaN."""
+    import multiprocessing
+
+    import dask
+
+    # A running Python call cannot be interrupted in its thread; a process can be stopped.
+    ctx = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+    deadline = time.monotonic() + timeout
+    pool = ctx.Pool(min(workers or os.cpu_count() or 1, len(jobs)))
+    try:
+        pending = {index: pool.apply_async(_escape_one, (setup, seed))
+                   for index, setup, seed in jobs}
+        for result in pending.values():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            result.wait(left)
+        for index, result in pending.items():
+            if result.ready():
+                out[index] = result.get()
+        return sum(not r.ready() for r in pending.values())
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+#: summary variables shown in tables, in this order (when present)
+TABLE_COLUMNS = ("plateau_length", "plateau_length_predicted", "plateau_height", "exponent",
+                 "convergence", "convergence_rate", "convergence_exponent")
+
+
+def _mode(values: NDArray[Any], axis: int) -> NDArray[Any]:
+    """Most frequent entry along ``axis`` (for categorical summary variables over seeds)."""
+    moved = np.moveaxis(values, axis, -1)
+    out = np.empty(moved.shape[:-1], dtype=object)
+    for index in np.ndindex(*out.shape):
+        labels, counts = np.unique(moved[index].astype(str), return_counts=True)
+        out[index] = labels[np.argmax(counts)]
+    return out
+
+
+def result_table(
+    summary: xr.Dataset, ds: xr.Dataset | None = None, columns: Sequence[str] | None = None
+) -> Any:
+    """A pandas DataFrame of per-member measures: one row per sweep point, seeds averaged.
+
+    ``columns`` default to those of `TABLE_COLUMNS` present in ``summary`` (else every
+    numeric variable over sweep dims and seed). Numbers are averaged over ``seed`` (NaN
+    skipped), labels such as ``convergence`` take their most frequent value. With ``ds``, a
+    column ``not_ok`` counts the members whose status is not "ok".
+    """
+    import pandas as pd
+
+    listed = str(summary.attrs.get("sweep_dims", "")
+                 or (ds.attrs.get("sweep_dims", "") if ds is not None else ""))
+    dims = [d for d in listed.split() if d in summary.dims]
+    allowed = {*dims, "seed"}
+    usable = [n for n in summary.data_vars if set(summary[n].dims) <= allowed]
+    if columns is None:
+        columns = [n for n in TABLE_COLUMNS if n in usable] or [
+            n for n in usable if summary[n].dtype.kind in "fiu"]
+    table: dict[str, xr.DataArray] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN means
+        for n in columns:
+            da = summary[n]
+            if "seed" in da.dims and da.dtype.kind in "fiub":
+                da = da.astype(float).mean("seed", skipna=True)
+            elif "seed" in da.dims:
+                da = xr.apply_ufunc(_mode, da, input_core_dims=[["seed"]],
+                                    kwargs={"axis": -1})
+            table[str(n)] = da.reset_coords(drop=True)
+        if ds is not None and "status" in ds:
+            bad = ds["status"].astype(str) != "ok"
+            table["not_ok"] = (bad.sum("seed") if "seed" in bad.dims
+                               else bad.astype(int)).reset_coords(drop=True)
+    if not table:
+        return pd.DataFrame()
+    if dims:
+        frame = xr.Dataset(table).transpose(*dims).to_dataframe()
+        return frame[[c for c in table if c in frame.columns]]
+    return pd.DataFrame({k: [v.values.item()] for k, v in table.items()})
+
+
+@contextlib.contextmanager
+def _collect_warnings(problems: list[str]) -> Iterator[None]:
+    """Turn the warnings scalex itself issues into notes; drop third-party noise."""
+    from .schema import DivergenceWarning
+    from .sweep import SweepWarning
+
+    scalex_dir = str(Path(__file__).resolve().parent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        ours = issubclass(w.category, (SweepWarning, DivergenceWarning)) or (
+            str(w.filename).startswith(scalex_dir)
+            and not issubclass(w.category, (DeprecationWarning, FutureWarning)))
+        text = f"{w.category.__name__}: {w.message}"
+        if ours and text not in problems:
+            problems.append(text)
+
+
+def _plot_data(
+    spec: PlotSpec, ds: xr.Dataset, comparisons: Mapping[str, xr.Dataset],
+    summary: xr.Dataset | None,
+) -> tuple[Any, ...]:
+    if spec.name == "compare":
+        if not comparisons:
+            raise ValueError("the 'compare' plot needs a 'compare' kind in the entry")
+        return (ds, next(iter(comparisons.values())))
+    if spec.name == "plateau_length" and summary is not None and "plateau_length" in summary:
+        return (summary,)
+    return (ds,)
+
+
+def make_plots(
+    plots: Sequence[PlotSpec],
+    ds: xr.Dataset,
+    out_dir: Path,
+    *,
+    comparisons: Mapping[str, xr.Dataset] | None = None,
+    summary: xr.Dataset | None = None,
+    problems: list[str] | None = None,
+) -> dict[str, tuple[Any, list[Path]]]:
+    """Draw and save each plot as ``out_dir/<file>.html`` and ``.png``; failures are reported
+    in ``problems`` and skipped."""
+    problems = problems if problems is not None else []
+    try:
+        from . import plot
+    except Exception as err:  # a broken plotting stack must not lose the results
+        problems.append(
+            f"plots skipped: scalex.plot cannot be imported ({type(err).__name__}: {err})")
+        return {}
+    made: dict[str, tuple[Any, list[Path]]] = {}
+    for spec in plots:
+        func = getattr(plot, spec.name, None)
+        if not callable(func):
+            problems.append(f"plot {spec.name!r} skipped: scalex.plot has no such function")
+            continue
+        try:
+            with _collect_warnings(problems):
+                obj = func(*_plot_data(spec, ds, comparisons or {}, summary), **spec.options)
+                paths = plot.save(obj, out_dir / spec.file, formats=("html", "png"))
+        except Exception as err:  # one broken plot must not stop the others
+            problems.append(f"plot {spec.name!r} failed: {type(err).__name__}: {err}")
+            continue
+        made[spec.file] = (obj, paths)
+    return made
+
+
+def _summarise(
+    ds: xr.Dataset,
+    analyses: Sequence[str],
+    problems: list[str],
+    escape_timeout: float | None = None,
+    workers: int | None = None,
+) -> xr.Dataset | None:
+    parts: list[xr.Dataset | xr.DataArray] = []
+    # An analysis that breaks must not lose the results it was asked to analyse.
+    if "summary" in analyses:
+        try:
+            from .analysis import summary
+
+            with _collect_warnings(problems):
+                parts.append(summary(ds))
+        except ImportError as err:
+            problems.append(f"analysis 'summary' skipped: scalex.analysis is not available ({err})")
+        except Exception as err:
+            problems.append(f"analysis 'summary' failed: {type(err).__name__}: {err}")
+    if "escape" in analyses:
+        try:
+            parts.append(escape_predictions(ds, timeout=escape_timeout, workers=workers,
+                                            problems=problems))
+        except ImportError as err:
+            problems.append(f"analysis 'escape' skipped: scalex.theory is not available ({err})")
+        except Exception as err:
+            problems.append(f"analysis 'escape' failed: {type(err).__name__}: {err}")
+    if not parts:
+        return None
+    out = xr.merge(parts, compat="override", join="outer", combine_attrs="drop_conflicts")
+    out.attrs.setdefault("sweep_dims", ds.attrs.get("sweep_dims", ""))
+    return out
+
+
+def run_entry(
+    entry: Entry,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    client: Any = None,
+    workers: int | None = None,
+    plots: bool = True,
+    report: bool = False,
+    progress: bool | None = None,
+    escape_timeout: float | None = ESCAPE_TIMEOUT_S,
+) -> RunResult:
+    """Run one catalog entry into ``out`` (default ``./scalex-results/<entry>``).
+
+    Writes ``store-<kind>/`` (the resumable member store), ``<entry>.nc`` (the combined result),
+    ``<entry>-<kind>.nc`` for each ``compare`` kind, ``<entry>-summary.nc`` (analyses), the
+    plots, ``report.html`` if ``report``, and ``catalog.yaml`` (intake). Problems that do not
+    invalidate the results (a failed plot, a failed member) are listed in ``problems``.
+    ``escape_timeout`` bounds the time (seconds) of the escape predictions, which run in
+    worker processes; None runs them in this process without a limit.
+    """
+    from .schema import to_netcdf
+
+    out_dir = Path(out) if out is not None else Path("scalex-results") / entry.name
+    for kind in [entry.kind, *(k for k, _ in entry.compare)]:
+        KINDS[kind].check_available()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(entry, out_dir, xr.Dataset())
+    tick = time.perf_counter()
+    common = dict(client=client, workers=workers, progress=progress)
+    with _collect_warnings(result.problems):
+        ds = entry.run(store=out_dir / f"store-{entry.kind}", **common).load()
+    ds.attrs.update(_entry_attrs(entry))
+    result.dataset = ds
+    result.files["result"] = to_netcdf(ds, out_dir / f"{entry.name}.nc")
+    for kind, options in entry.compare:
+        with _collect_warnings(result.problems):
+            other = sweep(kind, entry.setup, dict(entry.over), entry.seeds, entry.alpha_array,
+                          store=out_dir / f"store-{kind}", **common, **options).load()
+        other.attrs.update(_entry_attrs(entry))
+        result.comparisons[kind] = other
+        result.files[kind] = to_netcdf(other, out_dir / f"{entry.name}-{kind}.nc")
+    result.summary = _summarise(ds, entry.analyses, result.problems, escape_timeout, workers)
+    if result.summary is not None:
+        result.summary.attrs.update(_entry_attrs(entry))
+        result.files["summary"] = to_netcdf(result.summary, out_dir / f"{entry.name}-summary.nc")
+        result.table = result_table(result.summary, ds)
+    result.wall_time_s = time.perf_counter() - tick
+    made = {}
+    if plots and entry.plots:
+        made = make_plots(entry.plots, ds, out_dir, comparisons=result.comparisons,
+                          summary=result.summary, problems=result.problems)
+        for file, (_obj, paths) in made.items():
+            for p in paths:
+                result.files[f"plot {file}{p.suffix}"] = p
+    if report:
+        try:
+            from .plot import report as write_report
+
+            tables: dict[str, Any] = {}
+            if result.summary is not None:
+                tables["Summary (seed mean)"] = result.table
+            result.files["report"] = write_report(
+                entry.name, ds, {f: obj for f, (obj, _p) in made.items()}, tables,
+                out_dir / "report.html", description=entry.description,
+                cost={"wall time [s]": round(result.wall_time_s, 2),
+                      "members": entry.n_members, "estimate": entry.cost or ""},
+            )
+        except Exception as err:  # the results are written already; report the problem
+            result.problems.append(f"report failed: {type(err).__name__}: {err}")
+    sources = {entry.name: (result.files["result"], entry.description)}
+    for kind in result.comparisons:
+        sources[f"{entry.name}-{kind}"] = (result.files[kind],
+                                           f"{kind} on the grid of {entry.name}")
+    if "summary" in result.files:
+        sources[f"{entry.name}-summary"] = (result.files["summary"],
+                                            f"analyses {list(entry.analyses)} of {entry.name}")
+    result.files["intake catalog"] = write_intake_catalog(out_dir / "catalog.yaml", sources)
+    return result
+
+
+def _entry_attrs(entry: Entry) -> dict[str, Any]:
+    return {
+        "catalog_entry": entry.name,
+        "catalog_file": entry.source,
+        "catalog_description": entry.description,
+        "catalog_plots": json.dumps(
+            [{"name": p.name, "file": p.file, **p.options} for p in entry.plots]
+        ),
+        "catalog_compare": " ".join(k for k, _ in entry.compare),
+    }
+
+
+# ---------------------------------------------------------------------------------- intake
+def write_intake_catalog(
+    path: str | os.PathLike[str], sources: Mapping[str, tuple[Path, str]]
+) -> Path:
+    """Write (or extend) an intake 2 catalog of NetCDF results: ``{name: (file, description)}``.
+
+    The format is intake ≥ 2.0's own YAML (``version: 2``, `XArrayDatasetReader`), which needs
+    no plugin; file URLs are relative to the catalog (``{CATALOG_DIR}``), so the folder can move.
+    Open it with ``intake.from_yaml_file(path)[name].read()``. The YAML is written whether or not
+    intake is installed; entries already in the file are kept unless ``sources`` replaces them.
+    """
+    path = Path(path)
+    cat: dict[str, Any] = {
+        "version": 2,
+        "metadata": {"description": "scalex results (NetCDF, scalex schema)",
+                     "created_by": "scalex"},
+        "user_parameters": {},
+        "aliases": {},
+        "data": {},
+        "entries": {},
+    }
+    if path.exists():
+        try:
+            old = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if isinstance(old, Mapping) and old.get("version") == 2:
+                for key in ("data", "entries", "aliases"):
+                    cat[key].update(old.get(key) or {})
+        except yaml.YAMLError:
+            pass  # a broken catalog is replaced
+    for name, (file, description) in sources.items():
+        file = Path(file)
+        try:
+            rel = file.resolve().relative_to(path.parent.resolve()).as_posix()
+            url = "{CATALOG_DIR}/" + rel
+        except ValueError:
+            url = file.resolve().as_posix()
+        data_key = f"{name}-data"
+        cat["data"][data_key] = {
+            "datatype": "intake.readers.datatypes:HDF5",
+            "kwargs": {"url": url, "storage_options": None, "path": ""},
+            "metadata": {},
+            "user_parameters": {},
+        }
+        cat["entries"][name] = {
+            "reader": "intake.readers.readers:XArrayDatasetReader",
+            "kwargs": {"args": [f"{{data({data_key})}}"], "engine": "netcdf4",
+                       "open_local": True, "chunks": {}},
+            "metadata": {"description": description, "file": file.name},
+            "output_instance": "xarray:Dataset",
+            "user_parameters": {},
+        }
+        cat["aliases"][name] = name
+    tmp = path.parent / f".{path.name}.tmp"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(yaml.safe_dump(cat, sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,277 @@
+"""Experiment catalogs: the paper catalog, validation messages, α grids, entry runs, intake."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import textwrap
+import time
+import types
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+import scalex
+from scalex.catalog import (
+    CatalogError,
+    alpha_grid,
+    escape_predictions,
+    load_catalog,
+    parse_catalog,
+    result_table,
+    run_entry,
+    write_intake_catalog,
+)
+from scalex.sweep import sweep
+
+PAPER = load_catalog()
+
+GOOD = {
+    "description": "a tiny test entry",
+    "kind": "linear",
+    "setup": {"K": 1, "M": 1, "N": 16, "activation": "linear", "eta": 0.5},
+    "over": {"L": [1, 4]},
+    "seeds": 2,
+    "alpha": {"start": 0.01, "stop": 10, "num": 5, "spacing": "log", "zero": True},
+}
+
+
+def _write(tmp_path, entries, name="cat.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump({"version": 1, "entries": entries}, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------------- paper
+def test_paper_catalog_has_every_figure():
+    expected = {"smoke", "fig1", "fig2_left", "fig2_right", "fig3_left", "fig3_real",
+                "fig5_plateau", "fig6", "fig6_full"}
+    assert expected <= set(PAPER)
+    for entry in PAPER.values():
+        assert entry.description and entry.cost
+        assert entry.n_members >= 1
+
+
+def test_paper_settings_follow_theory_section_4_and_5():
+    fig1 = PAPER["fig1"]
+    s = fig1.setup
+    assert (fig1.kind, s.K, s.M, s.eta, s.beta, s.sigma_J, s.N, s.activation) == (
+        "ode", 2, 2, 0.1, 1.0, 0.01, 1024, "erf")
+    assert set(fig1.over["L"]) <= {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+    assert fig1.seeds == (0,) and fig1.alpha[0] == 0.0 and fig1.alpha[-1] >= 1e4
+    left = PAPER["fig2_left"].setup
+    assert (left.N, left.K, left.M, left.sigma_J**2, left.eta, left.beta, left.activation) == (
+        128, 1, 1, 1.0, 1.0, 1.0, "linear")
+    assert left.eta < left.eta_max_linear == pytest.approx(2.0)  # THEORY §4 stability bound
+    right = PAPER["fig2_right"]
+    assert (right.setup.N, right.setup.L, right.setup.beta, right.setup.eta,
+            right.setup.sigma_J, len(right.seeds)) == (1024, 1024, 0.75, 0.01, 0.01, 15)
+    assert right.kind == "simulate" and [k for k, _ in right.compare] == ["linear"]
+    f3 = PAPER["fig3_left"]
+    assert (f3.setup.L, f3.setup.N, f3.setup.K, f3.setup.sigma_J, f3.setup.eta) == (
+        256, 256, 1, 0.01, 0.05)
+    assert "trainable" in f3.over
+    real = PAPER["fig3_real"].setup
+    assert real.eigenvalues is not None and real.trainable is None
+    assert np.mean(real.spectrum.eigenvalues) == pytest.approx(1.0)
+    f5 = PAPER["fig5_plateau"]
+    assert list(f5.over) == ["L", "K=M"]
+    full = PAPER["fig6_full"]
+    assert (full.setup.K, full.setup.M, full.setup.eta, full.setup.sigma_J, len(full.seeds)) == (
+        40, 40, 0.01, 1e-6, 10)
+    assert full.over["L"] == (1, 512) and full.setup.N == 512
+
+
+# ---------------------------------------------------------------------------------- errors
+BAD = [
+    ({"setup": {"eta": -1}}, "field 'setup.eta': must be finite and > 0, got -1"),
+    ({"setup": {"etaa": 0.1}}, "field 'setup.etaa': unknown field"),
+    ({"setup": {"L": 3, "N": 16}}, "field 'setup.L': must divide N=16, got L=3"),
+    ({"seed": [0]}, "field 'seed': unknown field"),
+    ({"kind": "odee"}, "field 'kind': must be one of"),
+    ({"over": {"LL": [1]}}, "field 'over.LL'"),
+    ({"over": {"L": [1, 3]}}, "field 'over.L'"),
+    ({"over": {"L": 4}}, "field 'over.L': must be a list"),
+    ({"seeds": -2}, "field 'seeds'"),
+    ({"seeds": [0, 0]}, "field 'seeds': must be distinct"),
+    ({"alpha": {"start": 0, "stop": 1, "num": 5}}, "field 'alpha.start': must be > 0 for log"),
+    ({"alpha": {"start": 1, "stop": 10, "num": 5, "step": 2}}, "field 'alpha.step': unknown"),
+    ({"alpha": {"start": 1, "num": 5}}, "field 'alpha.stop': is required"),
+    ({"alpha": [0, 2, 1]}, "field 'alpha': must be finite, >= 0 and strictly increasing"),
+    ({"alpha": {"start": 1, "stop": 10, "num": 5, "spacing": "cubic"}}, "field 'alpha.spacing'"),
+    ({"analyses": ["sumary"]}, "field 'analyses[0]': must be one of"),
+    ({"plots": [{"nme": "x"}]}, "field 'plots[0]'"),
+    ({"plots": ["a", {"name": "b", "file": "a"}]}, "field 'plots[1].file'"),
+    ({"compare": ["linear"]}, "field 'compare[0]': 'linear' is already the entry's kind"),
+    ({"compare": ["nope"]}, "field 'compare[0]': must be one of"),
+    ({"kind_options": [1]}, "field 'kind_options': must be a mapping"),
+    ({"cost": 5}, "field 'cost': must be a string"),
+    ({"description": ""}, "field 'description': must be a non-empty string"),
+    ({"setup": {"spectrum_from": {"data": "digits"}, "N": 64}},
+     "field 'setup.N': is set by spectrum_from"),
+    ({"setup": {"spectrum_from": {"data": "mnist"}}}, "field 'setup.spectrum_from'"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), BAD)
+def test_bad_entry_names_file_entry_and_field(tmp_path, change, message):
+    entry = {**GOOD, **change}
+    path = _write(tmp_path, {"fig1": entry})
+    with pytest.raises(CatalogError) as info:
+        load_catalog(path)
+    text = str(info.value)
+    assert text.startswith(f"{path}: entry 'fig1': ")
+    assert message in text
+
+
+def test_exact_message_format(tmp_path):
+    path = _write(tmp_path, {"fig1": {**GOOD, "setup": {**GOOD["setup"], "eta": -1}}})
+    with pytest.raises(CatalogError, match="^" + str(path).replace(".", r"\.")
+                       + r": entry 'fig1': field 'setup\.eta': must be finite and > 0, got -1$"):
+        load_catalog(path)
+
+
+def test_missing_required_field_and_file_level_errors(tmp_path):
+    entry = {k: v for k, v in GOOD.items() if k != "alpha"}
+    with pytest.raises(CatalogError, match="entry 'e': field 'alpha': is required"):
+        load_catalog(_write(tmp_path, {"e": entry}))
+    with pytest.raises(CatalogError, match="unknown top-level field"):
+        parse_catalog({"entries": {"e": GOOD}, "entris": {}}, "x.yaml")
+    with pytest.raises(CatalogError, match="'entries': must be a non-empty mapping"):
+        parse_catalog({"version": 1}, "x.yaml")
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("entries:\n  a: {description: x}\n  a: {description: y}\n")
+    with pytest.raises(CatalogError, match="duplicate key 'a'"):
+        load_catalog(dup)
+    with pytest.raises(FileNotFoundError, match="no such catalog file"):
+        load_catalog(tmp_path / "none.yaml")
+
+
+def test_yaml_exponent_floats_are_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""
+        entries:
+          e:
+            description: exponents without a dot
+            kind: linear
+            setup: {K: 1, M: 1, N: 16, activation: linear, eta: 5e-1, sigma_J: 1e-3}
+            alpha: {start: 1e-2, stop: 1e2, num: 5}
+    """))
+    entry = load_catalog(path)["e"]
+    assert entry.setup.eta == 0.5 and entry.setup.sigma_J == 1e-3
+    assert entry.alpha[0] == pytest.approx(1e-2)
+
+
+# ---------------------------------------------------------------------------------- grids
+@pytest.mark.parametrize("num", [2, 5, 33])
+def test_alpha_grid_log_and_linear(num):
+    a = alpha_grid({"start": 1e-2, "stop": 1e3, "num": num, "zero": True})
+    assert a[0] == 0.0 and a.size == num + 1
+    assert a[1] == pytest.approx(1e-2) and a[-1] == pytest.approx(1e3)
+    ratios = a[2:] / a[1:-1]
+    np.testing.assert_allclose(ratios, ratios[0])  # equal steps in log α
+    lin = alpha_grid({"start": 0, "stop": 2, "num": num, "spacing": "linear"})
+    np.testing.assert_allclose(np.diff(lin), 2 / (num - 1))
+    assert list(alpha_grid([0, 0.5, 3])) == [0, 0.5, 3]
+
+
+# ---------------------------------------------------------------------------------- running
+def test_run_entry_writes_results_equal_to_the_sweep(tmp_path):
+    cat = load_catalog(_write(tmp_path, {"tiny": {**GOOD, "analyses": ["summary"]}}))
+    entry = cat["tiny"]
+    result = run_entry(entry, tmp_path / "out", plots=False, progress=False)
+    direct = sweep("linear", entry.setup, {"L": [1, 4]}, seeds=2, alpha=entry.alpha_array,
+                   scheduler="synchronous", progress=False)
+    saved = xr.open_dataset(tmp_path / "out" / "tiny.nc").load()
+    for name in ("eg", "q", "r", "t", "e"):
+        xr.testing.assert_equal(saved[name], direct[name])
+    assert saved.attrs["catalog_entry"] == "tiny"
+    assert (tmp_path / "out" / "store-linear" / "manifest.json").exists()
+    assert (tmp_path / "out" / "tiny-summary.nc").exists()
+    assert list(result.table.index) == [1, 4]
+    assert (tmp_path / "out" / "catalog.yaml").exists()
+
+
+def test_escape_predictions_call_the_theory_per_member(monkeypatch):
+    """Plumbing check with a stand-in theory whose answer encodes the member it was given."""
+    fake = types.ModuleType("scalex.theory")
+    fake.escape = lambda setup, seed=0: {"plateau_length": 100.0 * setup.L + setup.K + seed}
+    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setattr(scalex, "theory", fake, raising=False)
+    base = scalex.Setup(N=16)
+    ds = sweep("ode", base, {"L": [1, 2], "K=M": [2, 3]}, seeds=[0, 7], alpha=[0.0, 0.1],
+               scheduler="synchronous", progress=False)
+    pred = escape_predictions(ds)
+    assert pred.dims == ("L", "K", "seed")
+    for L in (1, 2):
+        for K in (2, 3):
+            for seed in (0, 7):
+                assert pred.sel(L=L, K=K, seed=seed).item() == 100.0 * L + K + seed
+
+
+def _slow_escape(setup, seed=0):
+    if setup.L == 2 and seed == 1:
+        time.sleep(60)
+    return {"plateau_length": 10.0 * setup.L + seed}
+
+
+def test_escape_predictions_respect_the_time_budget(monkeypatch):
+    """Worker processes that overrun the budget are stopped; their members are NaN."""
+    fake = types.ModuleType("scalex.theory")
+    fake.escape = _slow_escape
+    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setattr(scalex, "theory", fake, raising=False)
+    ds = sweep("ode", scalex.Setup(N=16), {"L": [1, 2, 4]}, seeds=[0, 1], alpha=[0.0, 0.1],
+               scheduler="synchronous", progress=False)
+    problems: list[str] = []
+    tick = time.monotonic()
+    with dask.config.set({"multiprocessing.context": "fork"}):  # workers inherit the stand-in
+        pred = escape_predictions(ds, timeout=4.0, workers=2, problems=problems)
+    assert time.monotonic() - tick < 30
+    # One worker is stuck on (L=2, seed=1); the other finishes everything else.
+    assert pred.sel(L=1).values.tolist() == [10.0, 11.0]
+    assert pred.sel(L=4).values.tolist() == [40.0, 41.0]
+    assert pred.sel(L=2, seed=0).item() == 20.0 and np.isnan(pred.sel(L=2, seed=1).item())
+    assert "1 of 6 predictions did not finish within 4 s" in problems[0]
+
+
+def test_result_table_averages_seeds_and_counts_failures():
+    summary = xr.Dataset(
+        {"plateau_length": (("L", "seed"), [[1.0, 3.0], [np.nan, 5.0]]),
+         "convergence": (("L", "seed"), [["exponential", "exponential"],
+                                         ["power_law", "undetermined"]])},
+        coords={"L": [1, 4], "seed": [0, 1]}, attrs={"sweep_dims": "L"})
+    status = xr.DataArray([["ok", "ok"], ["failed: x", "ok"]], dims=("L", "seed"))
+    table = result_table(summary, xr.Dataset({"status": status}))
+    assert table.loc[1, "plateau_length"] == 2.0 and table.loc[4, "plateau_length"] == 5.0
+    assert table.loc[1, "convergence"] == "exponential"
+    assert list(table["not_ok"]) == [0, 1]
+
+
+# ---------------------------------------------------------------------------------- intake
+def test_intake_catalog_opens_the_results(tmp_path):
+    intake = pytest.importorskip("intake")
+    ds = scalex.initial_overlaps(scalex.Setup(N=8, L=2), 3)
+    out = tmp_path / "results"
+    scalex.to_netcdf(ds, out / "a.nc")
+    path = write_intake_catalog(out / "catalog.yaml", {"a": (out / "a.nc", "initial overlaps")})
+    write_intake_catalog(path, {"b": (out / "a.nc", "again")})  # extends, keeps "a"
+    moved = tmp_path / "moved"
+    shutil.move(out, moved)  # URLs are relative to the catalog
+    cat = intake.from_yaml_file(str(moved / "catalog.yaml"))
+    assert {"a", "b"} <= set(cat)
+    got = cat["a"].read()
+    xr.testing.assert_equal(got["q"].load(), ds["q"])
+    assert got.attrs["setup_hash"] == ds.attrs["setup_hash"]
+
+
+def test_intake_yaml_is_written_without_intake(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "intake", None)
+    path = write_intake_catalog(tmp_path / "catalog.yaml", {"x": (tmp_path / "x.nc", "d")})
+    data = yaml.safe_load(path.read_text())
+    assert data["version"] == 2
+    assert data["entries"]["x"]["reader"] == "intake.readers.readers:XArrayDatasetReader"
+    assert data["data"]["x-data"]["kwargs"]["url"] == "{CATALOG_DIR}/x.nc"
