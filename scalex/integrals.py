@@ -92,7 +92,7 @@ def I3(
     ia, ib, ic = _idx(C, a), _idx(C, b), _idx(C, c)
     Cbc = _block(C, ib, ic)[..., None, :, :]
     if activation == "linear":
-        return np.broadcast_to(Cbc, C.shape[:-2] + (ia.size, ib.size, ic.size)).copy()
+        return np.broadcast_to(Cbc, (*C.shape[:-2], ia.size, ib.size, ic.size)).copy()
     da = 1.0 + C[..., ia, ia][..., :, None, None]
     dc = 1.0 + C[..., ic, ic][..., None, None, :]
     Cab = _block(C, ia, ib)[..., :, :, None]
@@ -123,7 +123,7 @@ def I4(
     _check_activation(activation)
     C = np.asarray(C, dtype=float)
     ia, ib, ic, id_ = (_idx(C, x) for x in (a, b, c, d))
-    shape = C.shape[:-2] + (ia.size, ib.size, ic.size, id_.size)
+    shape = (*C.shape[:-2], ia.size, ib.size, ic.size, id_.size)
     Ccd = _block(C, ic, id_)[..., None, None, :, :]
     if activation == "linear":
         return np.broadcast_to(Ccd, shape).copy()
@@ -148,7 +148,7 @@ def I4(
 
 # --------------------------------------------------------------------------- assembled forms
 def field_covariance(Q: ArrayLike, R: ArrayLike, T: ArrayLike) -> Array:
-    """C = [[Q, R], [Rᵀ, T]], the (K+M)×(K+M) covariance of the fields, batched over leading axes."""
+    """C = [[Q, R], [Rᵀ, T]], the (K+M)×(K+M) field covariance, batched over leading axes."""
     Q, R, T = (np.asarray(x, dtype=float) for x in (Q, R, T))
     batch = np.broadcast_shapes(Q.shape[:-2], R.shape[:-2], T.shape[:-2])
     Q = np.broadcast_to(Q, batch + Q.shape[-2:])
@@ -178,7 +178,9 @@ def generalization_error(
     return 0.5 * np.einsum("...a,...ab,...b->...", c, I2(C, activation), c)
 
 
-def stein_coefficients(C: ArrayLike, v: ArrayLike, w: ArrayLike, activation: str = "erf") -> Array:
+def stein_coefficients(
+    C: ArrayLike, v: ArrayLike, w: ArrayLike, activation: str = "erf"
+) -> Array:
     """s_ia = E[∂F_i/∂h_a] for F_i = v_i g'(x_i) Δ, shape (..., K, K+M) (THEORY §3).
 
     s_ia = v_i c_a J2(i,a) − δ_ia v_i Σ_c c_c I3(i,i,c); the second term comes from
@@ -216,7 +218,7 @@ def update_second_moment(
         return v[..., :, None] * v[..., None, :] * two_eg[..., None, None]
     _check_activation(activation)
     rows = max(1, int(max_block // max(1, batch * K * n * n)))
-    out = np.empty(C.shape[:-2] + (K, K))
+    out = np.empty((*C.shape[:-2], K, K))
     for start in range(0, K, rows):
         i = np.arange(start, min(K, start + rows))
         i4 = I4(C, i, np.arange(K), None, None, activation)

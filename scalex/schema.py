@@ -76,9 +76,13 @@ COORDS: dict[str, tuple[str, str]] = {
 CONVENTIONS = {
     "activation_convention": "erf: g(x) = erf(x/sqrt(2)); linear: g(x) = x",
     "time_convention": "alpha = number of SGD steps / N",
-    "spectrum_convention": "lambda_tau = lambda_+ tau^-(1+beta); mean: tr(Sigma)/N = 1; top: lambda_1 = 1",
+    "spectrum_convention": (
+        "lambda_tau = lambda_+ tau^-(1+beta); mean: tr(Sigma)/N = 1; top: lambda_1 = 1"
+    ),
     "error_convention": "eg = E[(teacher - student)^2]/2 on noiseless labels",
-    "order_parameter_convention": "q^tau = J P_tau J^T / N, r^tau = J P_tau B^T / N, t^tau = B P_tau B^T / N",
+    "order_parameter_convention": (
+        "q^tau = J P_tau J^T / N, r^tau = J P_tau B^T / N, t^tau = B P_tau B^T / N"
+    ),
 }
 
 
@@ -205,7 +209,7 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     optional = {"q", "r"} - set(str(recorded).split()) if recorded is not None else set()
     for name in ("eg", "q", "r", "t"):
         if name not in ds.data_vars:
-            if name != "eg" and reduced or name in optional:
+            if (name != "eg" and reduced) or name in optional:
                 continue
             problems.append(f"variable {name!r}: missing")
             continue
@@ -273,7 +277,9 @@ def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None, **kwargs: 
     try:
         ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks, **kwargs)
     except Exception as err:  # netCDF4 raises OSError, xarray ValueError for junk
-        raise SchemaError(f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})") from err
+        raise SchemaError(
+            f"{path}: not a readable NetCDF file ({type(err).__name__}: {err})"
+        ) from err
     try:
         return validate(ds)
     except SchemaError as err:

@@ -133,7 +133,9 @@ class Setup:
                     f"got {mult!r}"
                 )
             if int(mult_arr.sum()) != self.N:
-                raise ValueError(f"multiplicities: must sum to N={self.N}, got {int(mult_arr.sum())}")
+                raise ValueError(
+                    f"multiplicities: must sum to N={self.N}, got {int(mult_arr.sum())}"
+                )
             set_("multiplicities", tuple(int(m) for m in mult_arr))
             Spectrum(np.asarray(eig), mult_arr)  # validates positivity and ordering
         else:
@@ -261,10 +263,12 @@ class Setup:
             val = getattr(self, f.name)
             if f.name == "beta" and self.eigenvalues is not None:
                 continue  # an explicit spectrum has no β
-            if f.name in ("beta", "eta", "sigma_J", "activation") or val != defaults[f.name].default:
+            always = f.name in ("beta", "eta", "sigma_J", "activation")
+            if always or val != defaults[f.name].default:
                 if isinstance(val, tuple) and len(val) > 4:
-                    val = f"({val[0]:.3g}, ..., {val[-1]:.3g}) [{len(val)}]"
-                parts.append(f"{f.name}={val!r}" if not isinstance(val, str) or "[" not in val else f"{f.name}={val}")
+                    parts.append(f"{f.name}=({val[0]:.3g}, ..., {val[-1]:.3g}) [{len(val)}]")
+                else:
+                    parts.append(f"{f.name}={val!r}")
         return f"Setup({', '.join(parts)})"
 
 

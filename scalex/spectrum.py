@@ -93,7 +93,9 @@ class Spectrum:
         )
 
 
-def normalize(eigenvalues: ArrayLike, multiplicities: ArrayLike, norm: str) -> NDArray[np.float64]:
+def normalize(
+    eigenvalues: ArrayLike, multiplicities: ArrayLike, norm: str
+) -> NDArray[np.float64]:
     """Scale eigenvalues so that ``norm`` holds ("mean": tr Σ/N = 1, "top": λ_1 = 1)."""
     lam = np.asarray(eigenvalues, dtype=float)
     mult = np.asarray(multiplicities, dtype=float)
@@ -161,7 +163,7 @@ class EmpiricalSpectrum:
 def fit_power_law_exponent(
     eigenvalues: ArrayLike, fit_range: tuple[int, int]
 ) -> tuple[float, float]:
-    """Least-squares β and its standard error from log λ_k = c − (1+β) log k on ranks k_min..k_max."""
+    """Least-squares β and its standard error from log λ_k = c − (1+β) log k, k_min ≤ k ≤ k_max."""
     lam = np.asarray(eigenvalues, dtype=float)
     kmin, kmax = fit_range
     k = np.arange(kmin, kmax + 1, dtype=float)
@@ -191,7 +193,10 @@ def from_data(
     """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 4:
-        raise ValueError(f"X: must be a 2-D array (samples × features) with ≥ 2 rows and ≥ 4 columns, got shape {X.shape}")
+        raise ValueError(
+            "X: must be a 2-D array (samples × features) with ≥ 2 rows and ≥ 4 columns, "
+            f"got shape {X.shape}"
+        )
     if center:
         X = X - X.mean(axis=0)
     n, d = X.shape
@@ -212,6 +217,9 @@ def from_data(
         fit_range = (kmin, kmax)
     kmin, kmax = fit_range
     if not (1 <= kmin < kmax <= rank) or kmax - kmin < 2:
-        raise ValueError(f"fit_range: must satisfy 1 <= k_min < k_max - 1 <= rank - 1 (rank={rank}), got {fit_range}")
+        raise ValueError(
+            f"fit_range: must satisfy 1 <= k_min < k_max - 1 <= rank - 1 (rank={rank}), "
+            f"got {fit_range}"
+        )
     beta, stderr = fit_power_law_exponent(lam, (kmin, kmax))
     return EmpiricalSpectrum(lam, beta, stderr, (int(kmin), int(kmax)), n)
