@@ -19,6 +19,7 @@ from pathlib import Path
 import holoviews as hv
 import numpy as np
 import xarray as xr
+from matplotlib.ticker import NullFormatter
 
 from scalex import plot
 from scalex.catalog import load_catalog, run_entry
@@ -69,10 +70,18 @@ def saturation_panel(name: str, sat: xr.Dataset) -> hv.Overlay:
     expected.opts(backend="bokeh", line_dash="dashed").opts(backend="matplotlib",
                                                             linestyle="--")
     overlay = final.opts(backend="bokeh", size=8) * draw * expected
+    ticks = [(float(n), str(int(n))) for n in n_l]  # the N_l values, not 2×10⁰
     overlay = overlay.opts(backend="bokeh", logx=True, logy=True, width=560, height=400,
-                           title=f"{name}: saturation against N_l", legend_position="top_right")
+                           title=f"{name}: saturation against N_l", legend_position="top_right",
+                           xticks=ticks)
     return overlay.opts(backend="matplotlib", logx=True, logy=True, aspect=1.4, fig_size=160,
-                        title=f"{name}: saturation against N_l", legend_position="top_right")
+                        title=f"{name}: saturation against N_l", legend_position="top_right",
+                        xticks=ticks, hooks=[no_minor_labels])
+
+
+def no_minor_labels(plot, element) -> None:
+    """matplotlib hook: only the N_l values label the log axis."""
+    plot.handles["axis"].xaxis.set_minor_formatter(NullFormatter())
 
 
 def main(argv: list[str] | None = None) -> int:

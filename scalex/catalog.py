@@ -87,7 +87,7 @@ ANALYSES = {
 }
 CATALOG_ENV = "SCALEX_CATALOG"
 #: time budget (s) of the escape-theory predictions of one `run_entry`; the CLI must finish
-ESCAPE_TIMEOUT_S = 120.0
+ESCAPE_TIMEOUT_S = 30.0
 
 
 class CatalogError(ValueError):

@@ -32,14 +32,18 @@ import xarray as xr
 
 __all__ = [
     "compare",
+    "dimension",
     "extend",
     "inline_assets",
     "learning_curves",
     "local_exponent",
     "order_parameters",
     "plateau_length",
+    "predicted_exponent",
     "report",
     "save",
+    "sweep_dims",
+    "title",
 ]
 
 #: dims that belong to one run; everything else except ``seed`` is a sweep dim
@@ -50,7 +54,8 @@ FORMATS = ("html", "png", "svg")
 #: short names for legends and titles
 SYMBOLS = {"beta": "β", "eta": "η", "sigma_J": "σ_J", "noise": "s", "trainable": "N_l",
            "alpha": "α", "seed": "seed"}
-METHODS = {"ode": "ODE", "simulate": "SGD simulation", "linear": "linear theory",
+METHODS = {"ode": "ODE", "simulate": "SGD simulation", "sgd": "SGD simulation",
+           "sgd_real_data": "SGD on real data", "linear": "linear theory",
            "initial": "initial condition"}
 
 WIDTH, HEIGHT = 640, 420
@@ -707,8 +712,16 @@ def plateau_length(
         if ticks.size <= 12 and np.issubdtype(ticks.dtype, np.number):
             for options in style.values():  # the swept values themselves, not 2×10⁰
                 options["xticks"] = [(float(t), _fmt(t)) for t in ticks]
+            style["matplotlib"]["hooks"] = [_no_minor_labels]
         frames[key] = _style(hv.Overlay(elements), **style)
     return _holomap(frames, sliders, length)
+
+
+def _no_minor_labels(plot: Any, element: Any) -> None:
+    """matplotlib hook: no labels on the minor ticks of a log x axis with explicit ticks."""
+    from matplotlib.ticker import NullFormatter
+
+    plot.handles["axis"].xaxis.set_minor_formatter(NullFormatter())
 
 
 def _predicted_plateau(data: xr.Dataset, measured: xr.Dataset,

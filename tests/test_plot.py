@@ -53,7 +53,7 @@ def sim_like(K: int = 2, L: int = 4, seeds: int = 3) -> xr.Dataset:
     runs = []
     for s in range(seeds):
         q, r, t = _overlaps(setup, ALPHA, escape=30.0 / L * (1 + 0.2 * s), jitter=0.02 * s)
-        runs.append(make_dataset(setup, ALPHA, q, r, t, method="simulate"))
+        runs.append(make_dataset(setup, ALPHA, q, r, t, method="sgd"))  # as scalex.simulate
     return xr.concat(runs, dim=xr.DataArray(np.arange(seeds), dims="seed", name="seed"),
                      data_vars="all", coords="minimal", compat="override",
                      combine_attrs="override")
@@ -252,6 +252,22 @@ def test_ylim_reaches_both_backends():
     obj = plot.learning_curves(ode_like(), ylim=(1e-4, 1.0))
     for backend in ("bokeh", "matplotlib"):
         assert hv.Store.lookup_options(backend, obj, "plot").kwargs["ylim"] == (1e-4, 1.0)
+
+
+def test_extend_keeps_plot_options():
+    base = plot.learning_curves(ode_like(), ylim=(1e-4, 1.0))
+    span = hv.VSpan(1.0, 10.0)
+    bare = base * span
+    assert not hv.Store.lookup_options("bokeh", bare, "plot").kwargs.get("logx")
+    out = plot.extend(base, span)
+    assert len(_elements(out, hv.VSpan)) == 1 and len(_curves(out)) == 1
+    for backend in ("bokeh", "matplotlib"):
+        options = hv.Store.lookup_options(backend, out, "plot").kwargs
+        assert options["logx"] and options["logy"] and options["ylim"] == (1e-4, 1.0)
+    hmap = plot.extend(plot.learning_curves(sweep_LK()), span)
+    assert isinstance(hmap, hv.HoloMap)
+    assert all(len(_elements(frame, hv.VSpan)) == 1 for frame in hmap)
+    assert hv.Store.lookup_options("bokeh", hmap.last, "plot").kwargs["logx"]
 
 
 def test_learning_curves_drops_diverged_points():
