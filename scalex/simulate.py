@@ -7,8 +7,10 @@ K ≥ ``TRANSPOSED_MIN_K``; both give bit-identical results).
 
 Record steps
     A requested time α is recorded after n = rint(α·N) SGD steps (nearest integer, halves to
-    even); the ``alpha`` coordinate holds the exact n/N, the ``step`` coordinate n. A grid whose
-    rounded steps repeat or decrease raises `ValueError`.
+    even); the ``alpha`` coordinate holds the exact n/N, the ``step`` coordinate n. Requested
+    times that round to the same step are recorded once (a log grid finer than the resolution
+    1/N at early α gives fewer records than requested); a grid that is not strictly increasing
+    raises `ValueError`.
 
 Random-number layout (bit-for-bit reproducible for a given seed, dtype and machine)
     ``SeedSequence(seed).spawn(3)`` gives the teacher, student and data streams of
@@ -100,16 +102,15 @@ def record_steps(alpha: ArrayLike, N: int) -> NDArray[np.int64]:
         raise ValueError(f"alpha: must be a non-empty 1-D sequence of times, got shape {a.shape}")
     if not np.all(np.isfinite(a)) or np.any(a < 0):
         raise ValueError("alpha: times must be finite and >= 0")
-    steps = np.rint(a * N).astype(np.int64)
-    bad = np.flatnonzero(np.diff(steps) <= 0)
+    bad = np.flatnonzero(np.diff(a) <= 0)
     if bad.size:
         k = int(bad[0])
         raise ValueError(
-            f"alpha: must be increasing and distinct after rounding to steps n = rint(alpha*N) "
-            f"with N={N}; alpha[{k}]={a[k]:.6g} and alpha[{k + 1}]={a[k + 1]:.6g} give steps "
-            f"{steps[k]} and {steps[k + 1]} (the resolution is 1/N = {1 / N:.3g})"
+            f"alpha: must be strictly increasing; alpha[{k}]={a[k]:.6g} and "
+            f"alpha[{k + 1}]={a[k + 1]:.6g}"
         )
-    return steps
+    # A log grid finer than 1/N at early times rounds several α to one step: record it once.
+    return np.unique(np.rint(a * N).astype(np.int64))
 
 
 def _check_seeds(seeds: Iterable[int]) -> list[int]:
