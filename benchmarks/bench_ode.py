@@ -32,7 +32,8 @@ import time
 import numpy as np
 
 from scalex import Setup
-from scalex.ode import AugmentedSystem, _single_threaded_blas, solve_ode
+from scalex._threads import single_threaded_blas as _single_threaded_blas
+from scalex.ode import AugmentedSystem, solve_ode
 from scalex.weights import initial_overlaps
 
 ALPHA = np.geomspace(1e-2, 1e4, 400)

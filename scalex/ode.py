@@ -57,13 +57,11 @@ escapes precisely.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +72,7 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import BDF, solve_ivp
 
+from ._threads import single_threaded_blas as _single_threaded_blas
 from .integrals import (
     J2,
     coefficients,
@@ -812,39 +811,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
-
-
-@contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread while any solve of this process runs.
-
-    The products here are small and BLAS threads only contend (on a loaded 2-core machine a
-    batched 155 × 155 inverse ran 10× slower multi-threaded). Reference-counted, so concurrent
-    solves in threads restore the previous setting only when the last one finishes.
-    """
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                _blas_limiter = threadpool_limits(limits=1, user_api="blas")
-            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-                _blas_limiter = None
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 def solve_ode(

@@ -41,13 +41,12 @@ Divergence
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import dask
@@ -57,6 +56,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf as _erf
 
 from ._sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
+from ._threads import single_threaded_blas
 from .integrals import generalization_error
 from .schema import DivergenceWarning, make_dataset, weighted_overlaps
 from .setup import Setup, as_setup
@@ -150,39 +150,6 @@ def default_block(N: int, dtype: str = "float64") -> int:
 
 
 # --------------------------------------------------------------------------- array layer
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter: Any = None
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread while any seed of this process runs.
-
-    Seeds are the unit of parallelism; a multi-threaded BLAS inside each of them would
-    oversubscribe the cores. Reference-counted, so concurrent seeds in threads restore the
-    previous setting only when the last one finishes. A no-op without threadpoolctl.
-    """
-    global _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                _blas_limiter = threadpool_limits(limits=1, user_api="blas")
-            except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-                _blas_limiter = None
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0 and _blas_limiter is not None:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
-
-
 def test_stream(seed: int) -> np.random.Generator:
     """The generator of the Monte Carlo test inputs of ``seed``: SeedSequence(seed).spawn(4)[3]."""
     return np.random.default_rng(np.random.SeedSequence(int(seed)).spawn(4)[3])
