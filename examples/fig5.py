@@ -21,11 +21,9 @@ from pathlib import Path
 
 import holoviews as hv
 import numpy as np
-import xarray as xr
 
 from scalex import plot
-from scalex.catalog import load_catalog, run_entry
-from scalex.sweep import member_setup
+from scalex.catalog import escape_predictions, load_catalog, run_entry
 
 ENTRY = "fig5_plateau"
 
@@ -43,23 +41,6 @@ def power_law_slopes(summary, x: str = "L", over: str = "K") -> dict:
         if ok.sum() >= 2:
             out[int(value)] = float(np.polyfit(np.log(xs[ok]), np.log(y[ok]), 1)[0])
     return out
-
-
-def escape_where_plateau(ds: xr.Dataset, summary: xr.Dataset) -> xr.DataArray:
-    """The escape-theory plateau length (`scalex.theory.escape`, THEORY §5) of every member
-    whose curve has a measured plateau (NaN elsewhere: no plateau to predict)."""
-    from scalex.theory import escape
-
-    measured = summary["plateau_length"]
-    predicted = xr.full_like(measured, np.nan).rename("plateau_length_predicted")
-    predicted.attrs = {"long_name": "predicted plateau length (escape theory)", "units": "1"}
-    for index in np.ndindex(measured.shape):
-        point = {d: measured[d].values[i] for d, i in zip(measured.dims, index)}
-        if not bool(summary["has_plateau"].sel(point)):
-            continue
-        seed = int(point.pop("seed", 0))
-        predicted[index] = escape(member_setup(ds, **point), seed=seed).plateau_length
-    return predicted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ds, summary = result.dataset, result.summary
     tick = time.perf_counter()
     if summary is not None and "has_plateau" in summary:
-        summary["plateau_length_predicted"] = escape_where_plateau(ds, summary)
+        summary["plateau_length_predicted"] = escape_predictions(
+            ds, where=summary["has_plateau"])
         table = summary[["plateau_length", "plateau_length_predicted", "plateau_height"]]
         table = table.reset_coords(drop=True).mean("seed")
         table["predicted/measured"] = (table["plateau_length_predicted"]

@@ -572,12 +572,16 @@ def escape_predictions(
     timeout: float | None = None,
     workers: int | None = None,
     problems: list[str] | None = None,
+    where: xr.DataArray | None = None,
 ) -> xr.DataArray:
     """Escape-theory plateau length (THEORY §5) of every member (sweep dims × seed) of ``ds``.
 
-    Members where the theory does not apply (it raises) are NaN. With ``timeout`` (seconds for
-    all members together) the predictions run in ``workers`` worker processes that are
-    stopped at the deadline; unfinished members are NaN and a note goes to ``problems``.
+    Members where the theory does not apply (it raises) are NaN. ``where`` (a boolean array over
+    sweep dims and seed, such as ``summary["has_plateau"]``) limits the predictions to the
+    members where it is True; the others are NaN without being computed (the escape theory is
+    costly for large L, where no plateau is measured). With ``timeout`` (seconds for all
+    members together) the predictions run in ``workers`` worker processes that are stopped at
+    the deadline; unfinished members are NaN and a note goes to ``problems``.
     """
     from . import theory  # noqa: F401 - fail early (ImportError) if the theory is missing
 
@@ -588,8 +592,15 @@ def escape_predictions(
     for index in np.ndindex(*shape[:-1]):
         coords = {d: ds[d].values[i] for d, i in zip(dims, index, strict=True)}
         setup = member_setup(ds, **coords)
-        jobs += [((*index, k), setup, seed) for k, seed in enumerate(seeds)]
+        for k, seed in enumerate(seeds):
+            point = {**coords, "seed": seed} if where is not None and "seed" in where.dims \
+                else coords
+            if where is not None and not bool(where.sel(point)):
+                continue
+            jobs.append(((*index, k), setup, seed))
     out = np.full(shape, np.nan)
+    if not jobs:
+        timeout = None
     if timeout is None:
         for index, setup, seed in jobs:
             out[index] = _escape_one(setup, seed)
@@ -784,9 +795,11 @@ def _summarise(
         except Exception as err:
             problems.append(f"analysis 'summary' failed: {type(err).__name__}: {err}")
     if "escape" in analyses:
+        # Predict only where a plateau was measured, when the summary says so.
+        where = next((p["has_plateau"] for p in parts if "has_plateau" in p), None)
         try:
             parts.append(escape_predictions(ds, timeout=escape_timeout, workers=workers,
-                                            problems=problems))
+                                            problems=problems, where=where))
         except ImportError as err:
             problems.append(f"analysis 'escape' skipped: scalex.theory is not available ({err})")
         except Exception as err:

@@ -212,6 +212,32 @@ def test_escape_predictions_call_the_theory_per_member(monkeypatch):
                 assert pred.sel(L=L, K=K, seed=seed).item() == 100.0 * L + K + seed
 
 
+def test_escape_predictions_only_where_asked(monkeypatch):
+    """``where`` (e.g. has_plateau) skips members: they are NaN and the theory is not called."""
+    calls = []
+
+    def escape(setup, seed=0):
+        calls.append((setup.L, seed))
+        return {"plateau_length": 100.0 * setup.L + seed}
+
+    fake = types.ModuleType("scalex.theory")
+    fake.escape = escape
+    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setattr(scalex, "theory", fake, raising=False)
+    ds = sweep("ode", scalex.Setup(N=16), {"L": [1, 2, 4]}, seeds=[0, 3], alpha=[0.0, 0.1],
+               scheduler="synchronous", progress=False)
+    where = xr.DataArray([[True, False], [True, True], [False, False]],
+                         dims=("L", "seed"), coords={"L": [1, 2, 4], "seed": [0, 3]})
+    pred = escape_predictions(ds, where=where)
+    assert sorted(calls) == [(1, 0), (2, 0), (2, 3)]
+    np.testing.assert_array_equal(np.isnan(pred.values), ~where.values)
+    assert pred.sel(L=2, seed=3).item() == 203.0
+    # Without a seed dim in the mask, it applies to every seed of the member.
+    calls.clear()
+    escape_predictions(ds, where=where.any("seed"))
+    assert sorted(calls) == [(1, 0), (1, 3), (2, 0), (2, 3)]
+
+
 def _slow_escape(setup, seed=0):
     if setup.L == 2 and seed == 1:
         time.sleep(60)
