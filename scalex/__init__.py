@@ -16,6 +16,7 @@ from .integrals import generalization_error
 from .schema import open_dataset, to_netcdf, validate
 from .setup import Setup
 from .simulate import simulate
+from .sweep import open_store, sweep
 from .weights import initial_overlaps, sample_weights
 
 __all__ = [
@@ -37,14 +38,12 @@ __all__ = [
     "validate",
 ]
 
-# Heavier pieces are imported on first use so `import scalex` stays fast. `simulate` is
-# imported eagerly: importing the submodule would otherwise rebind the package attribute
-# ``scalex.simulate`` from the function to the module.
+# Heavier pieces are imported on first use so `import scalex` stays fast. `simulate` and
+# `sweep` are imported eagerly: they share their names with their modules, and importing a
+# submodule later would rebind the package attribute from the function to the module.
 _LAZY = {
     "solve_ode": ("ode", "solve_ode"),
     "linear_theory": ("linear", "linear_theory"),
-    "sweep": ("sweep", "sweep"),
-    "open_store": ("sweep", "open_store"),
     "escape": ("theory", "escape"),
 }
 
