@@ -26,8 +26,8 @@ from functools import partial
 import numpy as np
 from scipy.linalg import expm
 
-from scalex import Setup
-from scalex.linear import exact_errors, linear_theory
+from scalex.engines.linear import exact_errors, linear_theory
+from scalex.model.setup import Setup
 
 
 def best_of(func, repeat: int) -> tuple[float, object]:

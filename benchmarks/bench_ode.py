@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
-from scalex import Setup
-from scalex._threads import single_threaded_blas as _single_threaded_blas
-from scalex.ode import AugmentedSystem, solve_ode
-from scalex.weights import initial_overlaps
+from scalex.engines.ode import AugmentedSystem, solve_ode
+from scalex.model.setup import Setup
+from scalex.model.weights import initial_overlaps
+from scalex.numerics.threads import single_threaded_blas as _single_threaded_blas
 
 ALPHA = np.geomspace(1e-2, 1e4, 400)
 
@@ -72,7 +72,7 @@ def rk4(system: AugmentedSystem, alpha_out: np.ndarray, dt: float = 0.01,
     """Classical RK4 with the fixed step dt; an output between grid points gets one extra,
     shorter step from the last grid point (not carried on). Returns ε_g at the outputs reached
     and the number of full steps."""
-    from scalex.integrals import generalization_error
+    from scalex.model.integrals import generalization_error
 
     def step(z, h):
         k1 = f(z)

@@ -24,9 +24,10 @@ import time
 import numpy as np
 from scipy.special import erf
 
-from scalex import Setup, sample_weights
-from scalex.simulate import SGDRun, default_block, run_seed, simulate, single_threaded_blas
-from scalex.weights import rng_streams
+from scalex.engines.simulate import SGDRun, default_block, run_seed, simulate
+from scalex.model.setup import Setup
+from scalex.model.weights import rng_streams, sample_weights
+from scalex.numerics.threads import single_threaded_blas
 
 
 def best_time(func, repeat: int) -> float:

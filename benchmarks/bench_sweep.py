@@ -33,13 +33,14 @@ from collections.abc import Callable
 import numpy as np
 
 import scalex
-from scalex.sweep import register_kind, sweep
+from scalex.experiments.kinds import register_kind
+from scalex.experiments.sweep import sweep
 
 
 def trivial(setup, alpha, seed):
     """The cheapest member: overlaps at α = 0 repeated on the grid."""
+    from scalex.model.weights import initial_overlaps
     from scalex.schema import make_dataset
-    from scalex.weights import initial_overlaps
 
     ds = initial_overlaps(setup, seed)
     a = np.asarray(alpha)

@@ -20,8 +20,8 @@ from pathlib import Path
 import holoviews as hv
 import xarray as xr
 
-from scalex import plot
-from scalex.catalog import escape_predictions, load_catalog, run_entry
+from scalex.experiments.catalog import escape_predictions, load_catalog, run_entry
+from scalex.viz import plots as plot
 
 ENTRY = "fig1"
 

@@ -20,11 +20,11 @@ import holoviews as hv
 import numpy as np
 import xarray as xr
 
-from scalex import plot
-from scalex.analysis import fit_power_law
-from scalex.catalog import load_catalog, run_entry
-from scalex.linear import asymptotics
-from scalex.setup import Setup
+from scalex.analysis.measures import fit_power_law
+from scalex.engines.linear import asymptotics
+from scalex.experiments.catalog import load_catalog, run_entry
+from scalex.model.setup import Setup
+from scalex.viz import plots as plot
 
 ENTRIES = ("fig2_left", "fig2_right")
 

@@ -21,9 +21,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import NullFormatter
 
-from scalex import plot
-from scalex.catalog import load_catalog, run_entry
-from scalex.setup import Setup
+from scalex.experiments.catalog import load_catalog, run_entry
+from scalex.model.setup import Setup
+from scalex.viz import plots as plot
 
 ENTRIES = ("fig3_left", "fig3_real")
 

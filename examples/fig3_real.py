@@ -28,8 +28,8 @@ import time
 
 import numpy as np
 
-from scalex.datasets import DATASETS, real_data
-from scalex.linear import asymptotics, linear_theory, sgd_real_data
+from scalex.engines.linear import asymptotics, linear_theory, sgd_real_data
+from scalex.model.datasets import DATASETS, real_data
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -69,7 +69,7 @@ def run(name: str, eta: float | None, sigma_J: float, seeds: range) -> None:
     real = sgd_real_data(data.inputs, setup, alpha, seeds=seeds)
     real_mean, real_err = seed_mean(real, seeds)
     try:
-        from scalex.simulate import simulate
+        from scalex.engines.simulate import simulate
 
         gauss = simulate(setup, alpha, seeds=seeds, record=(), scheduler="sync",
                          progress=False)

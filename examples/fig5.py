@@ -22,8 +22,8 @@ from pathlib import Path
 import holoviews as hv
 import numpy as np
 
-from scalex import plot
-from scalex.catalog import escape_predictions, load_catalog, run_entry
+from scalex.experiments.catalog import escape_predictions, load_catalog, run_entry
+from scalex.viz import plots as plot
 
 ENTRY = "fig5_plateau"
 

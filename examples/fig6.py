@@ -20,10 +20,10 @@ from pathlib import Path
 
 import holoviews as hv
 
-from scalex import plot
-from scalex.analysis import fit_power_law
-from scalex.catalog import load_catalog, run_entry
-from scalex.sweep import member_setup
+from scalex.analysis.measures import fit_power_law
+from scalex.experiments.catalog import load_catalog, run_entry
+from scalex.experiments.grid import member_setup
+from scalex.viz import plots as plot
 
 
 def main(argv: list[str] | None = None) -> int:

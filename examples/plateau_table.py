@@ -21,7 +21,7 @@ import numpy as np
 
 import scalex
 from scalex import analysis
-from scalex.theory import escape, escape_rate
+from scalex.analysis.escape import escape, escape_rate
 
 
 def fmt(x: float, digits: int = 4) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import xarray as xr
 
-from .setup import Setup
+from scalex.model.setup import Setup
 
 __all__ = ["ScalexAccessor"]
 
@@ -38,11 +38,11 @@ class _PlotNamespace:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
-        func = getattr(import_module("scalex.plot"), name)
+        func = getattr(import_module("scalex.viz.plots"), name)
         return lambda *args, **kwargs: func(self._obj, *args, **kwargs)
 
     def __dir__(self) -> list[str]:
-        return list(getattr(import_module("scalex.plot"), "__all__", []))
+        return list(getattr(import_module("scalex.viz.plots"), "__all__", []))
 
 
 class ScalexAccessor:
@@ -62,11 +62,11 @@ class ScalexAccessor:
         return _PlotNamespace(self._obj)
 
     hierarchy = _delegate("schema", "hierarchy")
-    plateau = _delegate("analysis", "plateau")
-    local_exponent = _delegate("analysis", "local_exponent")
-    fit_power_law = _delegate("analysis", "fit_power_law")
-    convergence = _delegate("analysis", "convergence")
-    summary = _delegate("analysis", "summary")
+    plateau = _delegate("analysis.measures", "plateau")
+    local_exponent = _delegate("analysis.measures", "local_exponent")
+    fit_power_law = _delegate("analysis.measures", "fit_power_law")
+    convergence = _delegate("analysis.measures", "convergence")
+    summary = _delegate("analysis.measures", "summary")
 
 
 @xr.register_dataset_accessor("scalex")
@@ -75,13 +75,13 @@ class DatasetAccessor(ScalexAccessor):
 
     def validate(self) -> xr.Dataset:
         """Check the schema (see `scalex.schema.validate`)."""
-        from .schema import validate
+        from scalex.schema import validate
 
         return validate(self._obj)
 
     def to_netcdf(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
         """Atomic NetCDF write (see `scalex.schema.to_netcdf`)."""
-        from .schema import to_netcdf
+        from scalex.schema import to_netcdf
 
         return to_netcdf(self._obj, path, **kwargs)
 

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural scaling laws of two-layer networks: run the experiments of a "
                     "catalog and inspect their NetCDF results.",
     )
-    from ._version import __version__
+    from scalex._version import __version__
 
     parser.add_argument("--version", action="version", version=f"scalex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------------- commands
 def _load(path: str | None) -> Any:
-    from .catalog import CatalogError, load_catalog
+    from scalex.experiments.catalog import CatalogError, load_catalog
 
     try:
         return load_catalog(path)
@@ -109,8 +109,8 @@ def _format_table(table: Any) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .catalog import run_entry
-    from .sweep import KindUnavailableError, StoreMismatchError
+    from scalex.experiments.catalog import run_entry
+    from scalex.experiments.errors import KindUnavailableError, StoreMismatchError
 
     catalog = _load(args.catalog)
     if args.entry not in catalog:
@@ -174,7 +174,7 @@ def _open(path: str) -> Any:
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .setup import Setup
+    from scalex.model.setup import Setup
 
     ds = _open(args.file)
     if "scalex_setup" not in ds.attrs:
@@ -196,7 +196,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "status" in ds:
         values, counts = np.unique(ds["status"].astype(str).values, return_counts=True)
         print("  status    " + ", ".join(f"{c}× {v}" for v, c in zip(values, counts, strict=True)))
-    from .catalog import TABLE_COLUMNS, _summarise, result_table
+    from scalex.experiments.catalog import TABLE_COLUMNS, _summarise, result_table
 
     if "eg" not in ds:  # an analysis file: show what it holds
         if any(name in ds for name in TABLE_COLUMNS):
@@ -219,7 +219,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from .catalog import PlotSpec, make_plots
+    from scalex.experiments.catalog import PlotSpec, make_plots
 
     ds = _open(args.file)
     file = Path(args.file)

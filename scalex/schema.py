@@ -31,9 +31,9 @@ import numpy as np
 import xarray as xr
 from numpy.typing import ArrayLike
 
-from ._version import __version__
-from .integrals import generalization_error
-from .setup import ATTR_KEY, Setup
+from scalex._version import __version__
+from scalex.model.integrals import generalization_error
+from scalex.model.setup import ATTR_KEY, Setup
 
 __all__ = [
     "DIMS",

@@ -18,9 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scalex
-from scalex import _estimators as est
 from scalex import analysis
-from scalex.spectrum import power_law
+from scalex.analysis import estimators as est
+from scalex.model.spectrum import power_law
 
 
 # --------------------------------------------------------------------------- helpers

@@ -15,7 +15,7 @@ import xarray as xr
 import yaml
 
 import scalex
-from scalex.catalog import (
+from scalex.experiments.catalog import (
     CatalogError,
     alpha_grid,
     escape_predictions,
@@ -25,7 +25,7 @@ from scalex.catalog import (
     run_entry,
     write_intake_catalog,
 )
-from scalex.sweep import sweep
+from scalex.experiments.sweep import sweep
 
 PAPER = load_catalog()
 
@@ -197,9 +197,9 @@ def test_run_entry_writes_results_equal_to_the_sweep(tmp_path):
 
 def test_escape_predictions_call_the_theory_per_member(monkeypatch):
     """Plumbing check with a stand-in theory whose answer encodes the member it was given."""
-    fake = types.ModuleType("scalex.theory")
+    fake = types.ModuleType("scalex.analysis.escape")
     fake.escape = lambda setup, seed=0: {"plateau_length": 100.0 * setup.L + setup.K + seed}
-    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setitem(sys.modules, "scalex.analysis.escape", fake)
     monkeypatch.setattr(scalex, "theory", fake, raising=False)
     base = scalex.Setup(N=16)
     ds = sweep("ode", base, {"L": [1, 2], "K=M": [2, 3]}, seeds=[0, 7], alpha=[0.0, 0.1],
@@ -220,9 +220,9 @@ def test_escape_predictions_only_where_asked(monkeypatch):
         calls.append((setup.L, seed))
         return {"plateau_length": 100.0 * setup.L + seed}
 
-    fake = types.ModuleType("scalex.theory")
+    fake = types.ModuleType("scalex.analysis.escape")
     fake.escape = escape
-    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setitem(sys.modules, "scalex.analysis.escape", fake)
     monkeypatch.setattr(scalex, "theory", fake, raising=False)
     ds = sweep("ode", scalex.Setup(N=16), {"L": [1, 2, 4]}, seeds=[0, 3], alpha=[0.0, 0.1],
                scheduler="synchronous", progress=False)
@@ -246,9 +246,9 @@ def _slow_escape(setup, seed=0):
 
 def test_escape_predictions_respect_the_time_budget(monkeypatch):
     """Worker processes that overrun the budget are stopped; their members are NaN."""
-    fake = types.ModuleType("scalex.theory")
+    fake = types.ModuleType("scalex.analysis.escape")
     fake.escape = _slow_escape
-    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setitem(sys.modules, "scalex.analysis.escape", fake)
     monkeypatch.setattr(scalex, "theory", fake, raising=False)
     ds = sweep("ode", scalex.Setup(N=16), {"L": [1, 2, 4]}, seeds=[0, 1], alpha=[0.0, 0.1],
                scheduler="synchronous", progress=False)

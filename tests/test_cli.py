@@ -11,7 +11,7 @@ import xarray as xr
 import yaml
 
 from scalex.cli import main
-from scalex.sweep import KINDS, Kind
+from scalex.experiments.kinds import KINDS, Kind
 
 TINY = {
     "description": "tiny linear sweep for the CLI tests",

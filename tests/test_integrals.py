@@ -6,13 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
 
-from scalex import generalization_error
-from scalex.integrals import (
+from scalex.model.integrals import (
     I2,
     I3,
     I4,
     J2,
     field_covariance,
+    generalization_error,
     stein_coefficients,
     update_second_moment,
 )

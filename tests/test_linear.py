@@ -13,10 +13,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from scalex import Setup, initial_overlaps, sample_weights
-from scalex.datasets import eigendata, image_patches, load, real_data
-from scalex.integrals import generalization_error
-from scalex.linear import (
+from scalex.engines.linear import (
     asymptotic_curve,
     asymptotics,
     decay_rates,
@@ -27,6 +24,10 @@ from scalex.linear import (
     sgd_real_data,
     stability_bound,
 )
+from scalex.model.datasets import eigendata, image_patches, load, real_data
+from scalex.model.integrals import generalization_error
+from scalex.model.setup import Setup
+from scalex.model.weights import initial_overlaps, sample_weights
 from scalex.schema import validate, weighted_overlaps
 
 
@@ -145,7 +146,7 @@ def test_exact_errors_blocking_and_saturation():
 
 def test_matches_general_ode_k2_m2():
     """Full q^τ, r^τ of (L4) against the general per-group ODE of THEORY §3 (scalex.ode)."""
-    ode = pytest.importorskip("scalex.ode")
+    ode = pytest.importorskip("scalex.engines.ode")
     if not hasattr(ode, "derivatives"):
         pytest.skip("scalex.ode.derivatives not available")
     setup = Setup(K=2, M=2, N=36, eigenvalues=[3.0, 1.5, 1.0, 0.4, 0.2, 0.1], eta=0.4,
@@ -333,10 +334,10 @@ def test_theory_matches_gaussian_sgd():
     assert np.all(np.abs(eg.mean(0) - theory) < 4 * stderr + 0.03 * theory)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scalex.simulate") is None,
+@pytest.mark.skipif(importlib.util.find_spec("scalex.engines.simulate") is None,
                     reason="scalex.simulate not available")
 def test_theory_matches_scalex_simulate():
-    from scalex.simulate import simulate
+    from scalex.engines.simulate import simulate
 
     setup = Setup(K=1, M=1, N=256, L=16, beta=1.0, eta=0.5, sigma_J=0.01, activation="linear")
     alpha = np.array([0.5, 2.0, 8.0, 30.0])
@@ -351,7 +352,7 @@ def test_theory_matches_scalex_simulate():
 
 def test_sgd_real_data_replays_a_plain_loop():
     """The numba kernel against a per-step python loop on the same random stream."""
-    from scalex.weights import rng_streams
+    from scalex.model.weights import rng_streams
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((50, 12)) * np.linspace(2, 0.3, 12)

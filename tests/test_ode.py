@@ -15,10 +15,8 @@ from scipy.linalg import expm
 from scipy.optimize import root
 from scipy.special import erf
 
-from scalex import Setup, generalization_error, initial_overlaps
-from scalex import ode as ode_module
-from scalex.integrals import I3, I4, J2, stein_coefficients, update_second_moment
-from scalex.ode import (
+from scalex.engines import ode as ode_module
+from scalex.engines.ode import (
     ArrowheadBDF,
     ArrowheadMatrix,
     AugmentedSystem,
@@ -26,6 +24,16 @@ from scalex.ode import (
     field_moments,
     solve_ode,
 )
+from scalex.model.integrals import (
+    I3,
+    I4,
+    J2,
+    generalization_error,
+    stein_coefficients,
+    update_second_moment,
+)
+from scalex.model.setup import Setup
+from scalex.model.weights import initial_overlaps
 from scalex.schema import DivergenceWarning, hierarchy, make_dataset, validate
 
 SQ2 = np.sqrt(2.0)
@@ -452,12 +460,12 @@ def test_hierarchy_view_matches_direct_sum_and_vandermonde_map():
 
 
 # --------------------------------------------------------------------------- ODE vs SGD
-@pytest.mark.skipif(importlib.util.find_spec("scalex.simulate") is None,
+@pytest.mark.skipif(importlib.util.find_spec("scalex.engines.simulate") is None,
                     reason="scalex.simulate not available")
 def test_ode_agrees_with_seed_averaged_sgd():
     """Same seeds → same initial overlaps; ε_g agrees within a few per cent (plus the
     statistical error of 8 seeds) through the plateau, up to its exit."""
-    from scalex.simulate import simulate
+    from scalex.engines.simulate import simulate
 
     setup = Setup(K=2, M=2, N=512, L=4, eta=0.5)
     alpha = np.concatenate([[0.0], np.unique(np.round(np.geomspace(1, 100 * 512, 30))) / 512])

@@ -7,11 +7,11 @@ import sys
 def test_function_names_survive_submodule_imports():
     # In a fresh interpreter: import the submodules first, then use the package attributes.
     code = (
-        "import scalex.sweep, scalex.simulate\n"
-        "from scalex.sweep import open_store\n"
+        "import scalex.experiments.sweep, scalex.engines.simulate, scalex.experiments.store\n"
+        "from scalex.experiments.store import open_store\n"
         "import scalex\n"
-        "assert callable(scalex.sweep) and scalex.sweep.__module__ == 'scalex.sweep'\n"
-        "assert callable(scalex.simulate) and scalex.simulate.__module__ == 'scalex.simulate'\n"
+        "assert callable(scalex.sweep) and scalex.sweep.__module__ == 'scalex.experiments.sweep'\n"
+        "assert callable(scalex.simulate) and scalex.simulate.__module__ == 'scalex.engines.simulate'\n"
         "f = scalex.sweep\n"
         "assert scalex.sweep is f  # a second access does not turn into the module\n"
         "assert scalex.open_store is open_store\n"

@@ -19,9 +19,9 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scalex import plot
+from scalex.model.setup import Setup
 from scalex.schema import make_dataset
-from scalex.setup import Setup
+from scalex.viz import plots as plot
 
 ALPHA = np.concatenate([[0.0], np.geomspace(0.1, 1e3, 60)])
 
@@ -310,9 +310,9 @@ def test_mark_plateau_uses_analysis(monkeypatch):
         seen["called"] = True
         return _plateau(ds, 5.0, 50.0)
 
-    fake = types.ModuleType("scalex.analysis")
+    fake = types.ModuleType("scalex.analysis.measures")
     fake.plateau = fake_plateau
-    monkeypatch.setitem(__import__("sys").modules, "scalex.analysis", fake)
+    monkeypatch.setitem(__import__("sys").modules, "scalex.analysis.measures", fake)
     import scalex
 
     monkeypatch.setattr(scalex, "analysis", fake, raising=False)
@@ -401,7 +401,7 @@ def test_local_exponent_from_dataset_calls_analysis(monkeypatch):
     import types
 
     ds = linear_like()
-    fake = types.ModuleType("scalex.analysis")
+    fake = types.ModuleType("scalex.analysis.measures")
 
     def fake_local_exponent(d):
         eg = d["eg"].isel(alpha=slice(1, None))
@@ -410,7 +410,7 @@ def test_local_exponent_from_dataset_calls_analysis(monkeypatch):
                             name="local_exponent")
 
     fake.local_exponent = fake_local_exponent
-    monkeypatch.setitem(sys.modules, "scalex.analysis", fake)
+    monkeypatch.setitem(sys.modules, "scalex.analysis.measures", fake)
     import scalex
 
     monkeypatch.setattr(scalex, "analysis", fake, raising=False)
@@ -492,9 +492,9 @@ def test_plateau_length_prediction_from_escape_theory(monkeypatch):
         calls.append((setup.L, seed))
         return {"plateau_length": 100.0 / setup.L}
 
-    fake = types.ModuleType("scalex.theory")
+    fake = types.ModuleType("scalex.analysis.escape")
     fake.escape = escape
-    monkeypatch.setitem(sys.modules, "scalex.theory", fake)
+    monkeypatch.setitem(sys.modules, "scalex.analysis.escape", fake)
     import scalex
 
     monkeypatch.setattr(scalex, "theory", fake, raising=False)
@@ -645,7 +645,7 @@ def test_plot_import_leaves_backend_alone():
     import subprocess
     import sys
 
-    code = ("import holoviews as hv; b = hv.Store.current_backend; import scalex.plot as p; "
+    code = ("import holoviews as hv; b = hv.Store.current_backend; import scalex.viz.plots as p; "
             "p._load_backends(); print(b == hv.Store.current_backend)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
@@ -692,7 +692,7 @@ def test_report_is_one_self_contained_file(tmp_path):
 
 
 def test_table_html_shapes():
-    from scalex.report import table_html
+    from scalex.viz.report import table_html
 
     ds = xr.Dataset({"a": (("L", "K"), [[1.0, 2.0], [3.0, np.nan]])},
                     coords={"L": [1, 2], "K": [3, 4]})

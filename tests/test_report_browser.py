@@ -27,7 +27,7 @@ import pytest
 import xarray as xr
 from test_plot import _plateau, ode_like, sim_like, sweep_LK, sweep_of
 
-from scalex import plot
+from scalex.viz import plots as plot
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 import scalex
-from scalex import Setup, initial_overlaps
+from scalex.model.setup import Setup
+from scalex.model.weights import initial_overlaps
 from scalex.schema import SchemaError, make_dataset, open_dataset, to_netcdf, validate
 
 

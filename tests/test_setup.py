@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalex import Setup
+from scalex.model.setup import Setup
 
 
 def test_defaults_and_repr():

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scalex import spectrum
+from scalex.model import spectrum
 
 
 @given(L=st.integers(1, 300), beta=st.floats(0.05, 4), norm=st.sampled_from(["mean", "top"]))

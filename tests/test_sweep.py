@@ -15,20 +15,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scalex
+from scalex.experiments.errors import KindUnavailableError, SweepWarning
+from scalex.experiments.grid import grid_members, member_setup
+from scalex.experiments.kinds import KINDS, Kind, register_kind
+from scalex.experiments.store import member_path, open_store
+from scalex.experiments.sweep import sweep
+from scalex.model.weights import initial_overlaps
 from scalex.schema import DivergenceWarning, make_dataset
-from scalex.sweep import (
-    KINDS,
-    Kind,
-    KindUnavailableError,
-    SweepWarning,
-    grid_members,
-    member_path,
-    member_setup,
-    open_store,
-    register_kind,
-    sweep,
-)
-from scalex.weights import initial_overlaps
 
 ALPHA = np.array([0.0, 0.25, 1.0, 4.0])
 BASE = scalex.Setup(K=2, M=2, N=16, L=1, eta=0.1)
@@ -169,8 +162,8 @@ def test_property_shape_and_values(Ls, Ks, seeds):
 
 
 def test_real_kinds_match_direct_calls():
-    from scalex.linear import linear_theory
-    from scalex.ode import solve_ode
+    from scalex.engines.linear import linear_theory
+    from scalex.engines.ode import solve_ode
 
     lin = BASE.replace(K=1, M=1, activation="linear", eta=0.5)
     ds = sweep("linear", lin, {"L": [1, 4]}, seeds=[0, 1], alpha=ALPHA, **_quiet())
@@ -280,10 +273,10 @@ def test_open_store_is_lazy_and_matches(tmp_path):
     # A member that never ran shows as missing.
     member_path(tmp_path, "fake", BASE.replace(L=2, K=3, M=3), 0).unlink()
     with pytest.warns(SweepWarning, match="1 missing"):
-        from scalex.sweep import _warn_bad_members
+        from scalex.experiments.combine import warn_bad_members
 
         partial = open_store(tmp_path)
-        _warn_bad_members(partial)
+        warn_bad_members(partial)
     assert partial["status"].sel(L=2, K=3, seed=0).item() == "missing"
 
 

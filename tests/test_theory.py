@@ -13,8 +13,14 @@ import pytest
 
 import scalex
 from scalex import analysis
+from scalex.analysis.escape import (
+    EscapeResult,
+    SymmetricSystem,
+    escape,
+    escape_rate,
+    symmetric_fixed_point,
+)
 from scalex.schema import make_dataset
-from scalex.theory import EscapeResult, SymmetricSystem, escape, escape_rate, symmetric_fixed_point
 
 FIG1 = dict(K=2, M=2, N=1024, beta=1.0, eta=0.1, sigma_J=0.01)  # THEORY §5, Fig. 1
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from scalex import Setup, initial_overlaps, sample_weights
+from scalex.model.setup import Setup
+from scalex.model.weights import initial_overlaps, sample_weights
 
 
 def test_groups_sum_to_full_overlaps():
@@ -50,7 +51,7 @@ def test_eg_at_init_matches_direct_formula():
     s = Setup(K=2, M=2, N=4000, L=4, sigma_J=0.0)
     ds = initial_overlaps(s, 0)
     # With J = 0 the student output vanishes: ε_g = ½ E[ζ²] = ½ wᵀ I2(T) w.
-    from scalex.integrals import I2
+    from scalex.model.integrals import I2
 
     T = np.einsum("g,gnm->nm", s.spectrum.eigenvalues, ds.t.values)
     w = s.second_layer[1]

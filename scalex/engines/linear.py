@@ -85,8 +85,8 @@ from numba import njit, prange
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gamma as _gamma
 
-from .schema import make_dataset
-from .setup import Setup
+from scalex.model.setup import Setup
+from scalex.schema import make_dataset
 
 __all__ = [
     "LinearAsymptotics",
@@ -521,7 +521,7 @@ def initial_condition(
             out["r"] = np.zeros((f.size, setup.K, setup.M))
             out["t"] = f[:, None, None] * np.eye(setup.M)
         return out
-    from .weights import initial_overlaps, sample_weights
+    from scalex.model.weights import initial_overlaps, sample_weights
 
     J, B = sample_weights(setup, seed)
     D = v @ J - w @ B  # J_eff − B_eff
@@ -837,7 +837,7 @@ def sgd_real_data(
 
     Returns a schema Dataset (method "sgd_real_data") with dims (seed, alpha, ...).
     """
-    from .weights import rng_streams, sample_weights
+    from scalex.model.weights import rng_streams, sample_weights
 
     if not isinstance(setup, Setup):
         raise ValueError(f"setup: must be a scalex.Setup, got {type(setup).__name__}")

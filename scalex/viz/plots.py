@@ -23,6 +23,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -398,7 +399,8 @@ def _plateau_marks(info: xr.Dataset | None, selection: Mapping[str, Any], color:
 def _plateau_info(ds: xr.Dataset | xr.DataArray, plateau: xr.Dataset | None) -> xr.Dataset:
     if plateau is not None:
         return plateau
-    from . import analysis  # lazy: plot must import without the analysis layer
+
+    analysis = import_module("scalex.analysis.measures")  # lazy: plots import without it
 
     return analysis.plateau(ds)
 
@@ -559,7 +561,8 @@ def _local_exponent_data(ds: xr.Dataset | xr.DataArray, variable: str) -> xr.Dat
         return ds
     if isinstance(ds, xr.Dataset) and variable in ds.data_vars:
         return ds[variable]
-    from . import analysis  # lazy: plot must import without the analysis layer
+
+    analysis = import_module("scalex.analysis.measures")  # lazy: plots import without it
 
     out = analysis.local_exponent(ds)
     if isinstance(out, xr.Dataset):
@@ -631,7 +634,8 @@ def _reference(value: float, color: str) -> hv.HLine:
 def _measured_plateau(data: xr.Dataset) -> xr.Dataset:
     if "plateau_length" in data.data_vars:
         return data
-    from . import analysis  # lazy: plot must import without the analysis layer
+
+    analysis = import_module("scalex.analysis.measures")  # lazy: plots import without it
 
     return analysis.plateau(data)
 
@@ -731,7 +735,7 @@ def _predicted_plateau(data: xr.Dataset, measured: xr.Dataset,
     if predicted == "escape":
         if "scalex_setup" not in data.attrs:
             raise ValueError("predicted: 'escape' needs a scalex result (its Setup attributes)")
-        from .catalog import escape_predictions  # per member: sweep point × seed
+        from scalex.experiments.catalog import escape_predictions  # per member: sweep point × seed
 
         return escape_predictions(data)
     name = "plateau_length_predicted" if predicted == "auto" else predicted
@@ -1033,6 +1037,6 @@ def _close_figures() -> None:
 
 def report(*args: Any, **kwargs: Any) -> Path:
     """A self-contained ``report.html`` of one entry (see `scalex.report.report`)."""
-    from .report import report as _report
+    from scalex.viz.report import report as _report
 
     return _report(*args, **kwargs)

@@ -34,6 +34,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ import xarray as xr
 import yaml
 from numpy.typing import NDArray
 
-from .setup import Setup
-from .sweep import KINDS, grid_members, member_setup, sweep
+from scalex.experiments.grid import grid_members, member_setup
+from scalex.experiments.kinds import KINDS
+from scalex.experiments.sweep import sweep
+from scalex.model.setup import Setup
 
 __all__ = [
     "ANALYSES",
@@ -210,7 +213,7 @@ def default_catalog_path() -> Path:
     env = os.environ.get(CATALOG_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "catalogs" / "paper.yaml"
+    return Path(__file__).resolve().parents[2] / "catalogs" / "paper.yaml"
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
@@ -365,7 +368,7 @@ def _spectrum_from(spec: Any, params: Mapping[str, Any], fail: _Fail) -> dict[st
     if clash:
         raise fail(f"setup.{clash[0]}", "is set by spectrum_from and cannot be given too")
     try:
-        from . import datasets
+        from scalex.model import datasets
     except ImportError as err:
         raise fail("setup.spectrum_from", f"needs scalex.datasets ({err})") from None
     options = {k: v for k, v in spec.items() if k not in ("data",)}
@@ -380,7 +383,7 @@ def _spectrum_from(spec: Any, params: Mapping[str, Any], fail: _Fail) -> dict[st
 
 
 def _parse_over(spec: Any, base: Setup, fail: _Fail) -> dict[str, tuple[Any, ...]]:
-    from .sweep import _parse_over as check_axes
+    from scalex.experiments.grid import parse_over as check_axes
 
     if spec is None:
         return {}
@@ -556,7 +559,7 @@ def _escape_length(result: Any) -> float:
 
 def _escape_one(setup: Setup, seed: int) -> float:
     """Predicted plateau length of one member; NaN where the theory does not apply."""
-    from . import theory
+    theory = import_module("scalex.analysis.escape")
 
     try:
         with warnings.catch_warnings():
@@ -583,7 +586,6 @@ def escape_predictions(
     members together) the predictions run in ``workers`` worker processes that are stopped at
     the deadline; unfinished members are NaN and a note goes to ``problems``.
     """
-    from . import theory  # noqa: F401 - fail early (ImportError) if the theory is missing
 
     dims = str(ds.attrs.get("sweep_dims", "")).split()
     seeds = [int(s) for s in ds["seed"].values] if "seed" in ds.dims else [0]
@@ -711,10 +713,10 @@ def result_table(
 @contextlib.contextmanager
 def _collect_warnings(problems: list[str]) -> Iterator[None]:
     """Turn the warnings scalex itself issues into notes; drop third-party noise."""
-    from .schema import DivergenceWarning
-    from .sweep import SweepWarning
+    from scalex.experiments.errors import SweepWarning
+    from scalex.schema import DivergenceWarning
 
-    scalex_dir = str(Path(__file__).resolve().parent)
+    scalex_dir = str(Path(__file__).resolve().parents[1])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield
@@ -753,7 +755,7 @@ def make_plots(
     in ``problems`` and skipped."""
     problems = problems if problems is not None else []
     try:
-        from . import plot
+        from scalex.viz import plots as plot
     except Exception as err:  # a broken plotting stack must not lose the results
         problems.append(
             f"plots skipped: scalex.plot cannot be imported ({type(err).__name__}: {err})")
@@ -786,7 +788,7 @@ def _summarise(
     # An analysis that breaks must not lose the results it was asked to analyse.
     if "summary" in analyses:
         try:
-            from .analysis import summary
+            from scalex.analysis.measures import summary
 
             with _collect_warnings(problems):
                 parts.append(summary(ds))
@@ -831,7 +833,7 @@ def run_entry(
     ``escape_timeout`` bounds the time (seconds) of the escape predictions, which run in
     worker processes; None runs them in this process without a limit.
     """
-    from .schema import to_netcdf
+    from scalex.schema import to_netcdf
 
     out_dir = Path(out) if out is not None else Path("scalex-results") / entry.name
     for kind in [entry.kind, *(k for k, _ in entry.compare)]:
@@ -867,7 +869,7 @@ def run_entry(
                 result.files[f"plot {file}{p.suffix}"] = p
     if report:
         try:
-            from .plot import report as write_report
+            from scalex.viz.plots import report as write_report
 
             tables: dict[str, Any] = {}
             if result.summary is not None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from . import _estimators as est
+from scalex.analysis import estimators as est
 
 __all__ = [
     "convergence",

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
-from .setup import Setup
+from scalex.model.setup import Setup
 
 __all__ = ["Weights", "group_overlaps", "initial_overlaps", "rng_streams", "sample_weights"]
 
@@ -63,7 +63,7 @@ def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:
 
     Returns a schema Dataset with a single time point α = 0 and ``eg`` the exact ε_g there.
     """
-    from .schema import make_dataset
+    from scalex.schema import make_dataset
 
     J, B = sample_weights(setup, seed)
     starts = setup.spectrum.group_starts()

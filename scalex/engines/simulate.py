@@ -55,12 +55,12 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf as _erf
 
-from ._sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
-from ._threads import single_threaded_blas
-from .integrals import generalization_error
-from .schema import DivergenceWarning, make_dataset, weighted_overlaps
-from .setup import Setup, as_setup
-from .weights import group_overlaps, rng_streams, sample_weights
+from scalex.engines.sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
+from scalex.model.integrals import generalization_error
+from scalex.model.setup import Setup, as_setup
+from scalex.model.weights import group_overlaps, rng_streams, sample_weights
+from scalex.numerics.threads import single_threaded_blas
+from scalex.schema import DivergenceWarning, make_dataset, weighted_overlaps
 
 __all__ = [
     "DIVERGENCE_THRESHOLD",
@@ -394,7 +394,7 @@ class _Progress:
     def __init__(self, total: int) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, unit="step", unit_scale=True, desc="scalex.simulate",
+        self.bar = tqdm(total=total, unit="step", unit_scale=True, desc="scalex.engines.simulate",
                         file=sys.stderr)
         self.lock = threading.Lock()
 

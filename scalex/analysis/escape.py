@@ -53,10 +53,10 @@ from numpy.typing import NDArray
 from scipy.integrate import solve_ivp
 from scipy.optimize import root
 
-from . import _estimators as est
-from .integrals import generalization_error
-from .ode import derivatives
-from .setup import Setup
+from scalex.analysis import estimators as est
+from scalex.engines.ode import derivatives
+from scalex.model.integrals import generalization_error
+from scalex.model.setup import Setup
 
 __all__ = ["EscapeResult", "SymmetricSystem", "escape", "escape_rate", "symmetric_fixed_point"]
 
@@ -363,7 +363,7 @@ def escape_rate(setup: Setup) -> float:
 def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Dataset | None,
            n_draws: int) -> tuple[Array, str]:
     """Flat initial states of the draw(s): (D, n) and a description."""
-    from .weights import initial_overlaps
+    from scalex.model.weights import initial_overlaps
 
     if init is not None:
         for name in ("q", "r"):

@@ -98,7 +98,7 @@ def table_html(data: Any, max_rows: int = MAX_ROWS) -> str:
 
 
 def _setup_table(ds: xr.Dataset) -> dict[str, Any]:
-    from .setup import Setup
+    from scalex.model.setup import Setup
 
     try:
         setup = Setup.from_attrs(ds.attrs)
@@ -171,7 +171,7 @@ def report(
     import panel as pn
     from bokeh.resources import INLINE
 
-    from . import plot as _plot
+    from scalex.viz import plots as _plot
 
     _plot._load_backends()
     path = Path(path)

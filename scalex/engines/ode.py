@@ -72,15 +72,15 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import BDF, solve_ivp
 
-from ._threads import single_threaded_blas as _single_threaded_blas
-from .integrals import (
+from scalex.model.integrals import (
     J2,
     coefficients,
     field_covariance,
     stein_coefficients,
     update_second_moment,
 )
-from .setup import Setup
+from scalex.model.setup import Setup
+from scalex.numerics.threads import single_threaded_blas as _single_threaded_blas
 
 __all__ = [
     "DIVERGENCE_BOUND",
@@ -749,7 +749,7 @@ def _check_alpha(alpha: ArrayLike) -> Array:
 def _initial(setup: Setup, init: xr.Dataset | None, seed: int) -> tuple[Array, Array, Array, float]:
     """(q, r, t, α_start) from ``init`` or from the weight draw of ``seed``."""
     if init is None:
-        from .weights import initial_overlaps
+        from scalex.model.weights import initial_overlaps
 
         init = initial_overlaps(setup, seed)
     if not isinstance(init, xr.Dataset) or not {"q", "r", "t"} <= set(init.data_vars):
@@ -854,7 +854,7 @@ def solve_ode(
     is issued; any other integrator failure gives status "failed: <reason>" and a RuntimeWarning.
     Neither raises.
     """
-    from .schema import DivergenceWarning, make_dataset
+    from scalex.schema import DivergenceWarning, make_dataset
 
     if not isinstance(setup, Setup):
         raise ValueError(f"setup: must be a scalex.Setup, got {type(setup).__name__}")

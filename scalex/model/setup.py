@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .spectrum import NORMS, Spectrum, normalize, power_law
+from scalex.model.spectrum import NORMS, Spectrum, normalize, power_law
 
 __all__ = ["ACTIVATIONS", "OUTPUT_SCALES", "Setup"]
 

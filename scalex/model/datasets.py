@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .setup import Setup
-from .spectrum import EmpiricalSpectrum, from_data
+from scalex.model.setup import Setup
+from scalex.model.spectrum import EmpiricalSpectrum, from_data
 
 __all__ = [
     "DATASETS",

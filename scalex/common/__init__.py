@@ -1,0 +1,1 @@
+"""Helpers shared by every layer: time grids, seeds, atomic writes, progress reporting."""

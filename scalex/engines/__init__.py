@@ -1,0 +1,1 @@
+"""Three routes to one result schema: the order-parameter ODE, SGD simulation, linear theory."""

@@ -1,0 +1,1 @@
+"""Parameter sweeps, the resumable result store, and declarative experiment catalogs."""

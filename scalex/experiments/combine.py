@@ -1,0 +1,316 @@
+"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+
+A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
+*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
+``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
+members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
+(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
+
+Ragged dimensions
+    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
+    dimensions of the result are those of the largest member; a smaller member's values beyond
+    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
+    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
+
+Failures
+    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
+    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
+    grid completes either way, and a warning counts the failed and diverged members.
+
+Result store (``store=path``)
+    Every member is written, as soon as it finishes and by the worker that ran it, to its own
+    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
+    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
+    the error instead. A rerun skips every member whose file is present and valid, and retries
+    the failed ones: an exception may be transient (memory, a lost worker), whereas a
+    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
+    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
+
+Schedulers
+    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
+    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
+    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
+    therefore uses "auto", which times the first member and starts processes only when the
+    rest of the grid is long enough to pay for them, and otherwise runs serially.
+    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
+    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
+    ``if __name__ == "__main__":`` guard. ``client`` may be a
+    `distributed.Client` or a scheduler address; members are then submitted in a bounded
+    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
+    never holds the whole grid. With a store, the workers write the member files
+    themselves, so on a multi-machine cluster the store must be on a shared file system.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from scalex.experiments.errors import SweepWarning
+from scalex.experiments.grid import Axis, Member, parse_over
+from scalex.model.setup import Setup
+from scalex.schema import COORDS, DIMS, DivergenceWarning, annotate, base_attrs
+
+PADDING_NOTE = (
+    "ragged dims (group, student_i, student_j, teacher_n, teacher_m) are NaN-padded to the "
+    "largest member; a member's own sizes are the L, K, M of its Setup"
+)
+
+
+def normalise_member(ds: xr.Dataset, alpha: NDArray[np.float64], N: int) -> xr.Dataset:
+    """One member as the combiner expects it: no seed dim, a 0-d status, the requested α.
+
+    A kind may report α rounded to whole SGD steps (n/N, `scalex.simulate`); within that
+    rounding the requested grid is used, so members of different N share one α axis.
+    """
+    if "seed" in ds.dims:
+        if ds.sizes["seed"] != 1:
+            raise ValueError(f"kind returned {ds.sizes['seed']} seeds for one member")
+        ds = ds.isel(seed=0, drop=True)
+    if "seed" in ds.coords:
+        ds = ds.drop_vars("seed")
+    if "status" not in ds:
+        ds["status"] = ((), np.array("ok", dtype=object))
+    elif ds["status"].ndim:
+        raise ValueError(f"kind returned status with dims {ds['status'].dims}")
+    if "alpha" in ds.indexes:
+        a = ds.indexes["alpha"].to_numpy()
+        if a.shape == alpha.shape and np.all(np.abs(a - alpha) <= 0.5 / N + 1e-12 * alpha):
+            ds = ds.assign_coords(alpha=alpha)
+    return ds
+
+
+def warn_bad_members(ds: xr.Dataset) -> None:
+    status = np.asarray(ds["status"].values).astype(str)
+    failed = np.char.startswith(status, "failed")
+    diverged = status == "diverged"
+    missing = status == "missing"
+    if failed.any() or missing.any():
+        first = status[failed | missing][0]
+        warnings.warn(
+            f"{int(failed.sum())} failed and {int(missing.sum())} missing of {status.size} "
+            f"sweep members (data NaN); first: {first}",
+            SweepWarning,
+            stacklevel=3,
+        )
+    if diverged.any():
+        warnings.warn(
+            f"{int(diverged.sum())} of {status.size} sweep members diverged (status 'diverged')",
+            DivergenceWarning,
+            stacklevel=3,
+        )
+
+
+# ---------------------------------------------------------------------------------- combine
+def placeholder_member(setup: Setup, alpha: NDArray[np.float64], status: str) -> xr.Dataset:
+    """NaN stand-in for a member without data, carrying its status and spectrum coords."""
+    sp = setup.spectrum
+    return xr.Dataset(
+        {
+            "eg": ("alpha", np.full(alpha.size, np.nan)),
+            "status": ((), np.array(status, dtype=object)),
+        },
+        coords={
+            "alpha": alpha,
+            "group": np.arange(1, sp.L + 1),
+            "eigenvalue": ("group", sp.eigenvalues),
+            "multiplicity": ("group", sp.multiplicities),
+        },
+    )
+
+
+def _pad_members(datasets: Mapping[Any, xr.Dataset]) -> dict[Any, xr.Dataset]:
+    """NaN-pad every member to the largest size of each dim whose labels all members share
+    as a prefix (group 1..L, student_i 1..K, ...).
+
+    Padding at the end is a reindex, but `Dataset.pad` keeps dask graphs to one block per
+    member where a lazy reindex makes thousands of tasks.
+    """
+    labels: dict[str, list[Any]] = {}
+    for ds in datasets.values():
+        for dim, index in ds.indexes.items():
+            labels.setdefault(str(dim), []).append(index)
+    target: dict[str, Any] = {}
+    for dim, indexes in labels.items():
+        longest = max(indexes, key=len)
+        if all(longest[: len(ix)].equals(ix) for ix in indexes):
+            target[dim] = longest
+    out = {}
+    for key, ds in datasets.items():
+        widths = {d: (0, len(target[d]) - ds.sizes[d]) for d in target
+                  if d in ds.dims and ds.sizes[d] < len(target[d])}
+        if widths:
+            ds = xr.Dataset(
+                {n: _pad_variable(v, widths) for n, v in ds.data_vars.items()},
+                coords={d: target[d] if d in widths else ds.indexes[d] for d in ds.indexes},
+            )
+        out[key] = ds
+    return out
+
+
+def _pad_variable(var: xr.DataArray, widths: Mapping[str, tuple[int, int]]) -> xr.Variable:
+    """``var`` with NaN appended along the dims of ``widths`` (one block, also for dask)."""
+    data = var.data
+    dims = [d for d in widths if d in var.dims]
+    if not dims:
+        return var.variable
+    dtype = float if data.dtype.kind in "fiub" else object
+    is_dask = hasattr(data, "dask")
+    if is_dask:
+        import dask.array as dsa
+
+    data = data.astype(dtype)
+    for dim in dims:
+        axis = var.get_axis_num(dim)
+        shape = list(data.shape)
+        shape[axis] = widths[dim][1]
+        if is_dask:
+            # dask.array.pad would split the padding into blocks of the input's chunk size.
+            fill = dsa.full(shape, np.nan, dtype=dtype, chunks=-1)
+            data = dsa.concatenate([data, fill], axis=axis).rechunk({axis: -1})
+        else:
+            data = np.concatenate([data, np.full(shape, np.nan, dtype=dtype)], axis=axis)
+    return xr.Variable(var.dims, data, var.attrs)
+
+
+def _constant_along(values: NDArray[Any], axis: int) -> bool:
+    first = np.take(values, [0], axis=axis)
+    if values.dtype.kind in "fc":
+        same = (values == first) | (np.isnan(values) & np.isnan(first))
+    else:
+        same = values == first
+    return bool(np.all(same))
+
+
+def combine_members(
+    datasets: Mapping[tuple[int, ...], xr.Dataset],
+    members: Sequence[Member],
+    kind: str,
+    base_setup: Setup,
+    over: Mapping[str, Sequence[Any]] | None,
+    alpha: NDArray[np.float64],
+    key: str,
+) -> xr.Dataset:
+    """Combine member Datasets into orthogonal sweep dims (see module docstring)."""
+    axes = parse_over(over)
+    seeds = sorted({m.seed: m.index[-1] for m in members}.items(), key=lambda kv: kv[1])
+    seed_values = [s for s, _ in seeds]
+    member_dims = [ax.dim for ax in axes] + ["seed"]
+    shape = (*(len(ax.values) for ax in axes), len(seed_values))
+
+    # Per-member non-index coords (eigenvalue(group), ...) travel as data and are then
+    # reduced to the sweep dims they actually vary along.
+    aux: set[str] = set()
+    prepared: dict[tuple[int, ...], xr.Dataset] = {}
+    for idx, ds in datasets.items():
+        names = [c for c in ds.coords if c not in ds.indexes]
+        aux.update(names)
+        prepared[idx] = ds.reset_coords(names).drop_attrs(deep=False)
+    prepared = _pad_members(prepared)
+
+    def nest(prefix: tuple[int, ...], depth: int) -> Any:
+        if depth == len(shape):
+            return prepared[prefix]
+        return [nest((*prefix, i), depth + 1) for i in range(shape[depth])]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        out = xr.combine_nested(
+            nest((), 0),
+            concat_dim=member_dims,
+            data_vars="all",
+            coords="minimal",
+            compat="equals",
+            join="outer",
+            fill_value=np.nan,
+            combine_attrs="drop",
+        )
+    for name in sorted(aux):
+        var = out[name]
+        values = np.asarray(var.values)
+        for dim in member_dims:
+            if dim in var.dims and _constant_along(values, var.get_axis_num(dim)):
+                var = var.isel({dim: 0}, drop=True)
+                values = np.asarray(var.values)
+        out = out.drop_vars(name).assign_coords({name: var.copy(data=values)})
+
+    out = out.assign_coords({ax.dim: list(ax.values) for ax in axes})
+    out = out.assign_coords(seed=seed_values)
+    for ax in axes:
+        for other in ax.fields[1:]:
+            out = out.assign_coords({other: (ax.dim, list(ax.values))})
+    hashes = np.empty(shape[:-1], dtype=object)
+    for m in members:
+        hashes[m.index[:-1]] = m.setup.hash
+    out = out.assign_coords(setup_hash=([ax.dim for ax in axes], hashes))
+
+    rest = [d for d in DIMS if d in out.dims] + [
+        d for d in out.dims if d not in DIMS and d not in member_dims
+    ]
+    out = out.transpose(*member_dims, *rest)
+    # Rebuild so that the Dataset lists its dims in the same order as its variables.
+    order = [*member_dims, *rest]
+    coord_names = sorted(out.coords, key=lambda c: (order.index(c) if c in order else len(order)))
+    out = xr.Dataset(
+        {name: out[name].variable for name in out.data_vars},
+        coords={name: out[name].variable for name in coord_names},
+    )
+    for var in out.variables.values():
+        var.encoding = {}  # a member file's int dtype cannot hold the NaN padding
+    method = next(
+        (ds.attrs.get("method") for ds in datasets.values() if ds.attrs.get("method")), kind
+    )
+    out.attrs = _sweep_attrs(kind, method, base_setup, over, axes, seed_values, alpha, key)
+    _annotate_sweep(out, axes)
+    return out
+
+
+def _sweep_attrs(
+    kind: str,
+    method: str,
+    base_setup: Setup,
+    over: Mapping[str, Sequence[Any]] | None,
+    axes: Sequence[Axis],
+    seeds: Sequence[int],
+    alpha: NDArray[np.float64],
+    key: str,
+) -> dict[str, Any]:
+    dims = " ".join(ax.dim for ax in axes)
+    attrs = base_attrs(base_setup, method, title=f"scalex {kind} sweep over {dims or 'seed'}")
+    attrs.update(
+        sweep_kind=kind,
+        sweep_dims=dims,
+        sweep_over=json.dumps({k: jsonable(list(v)) for k, v in (over or {}).items()}),
+        sweep_seeds=np.asarray(seeds, dtype=np.int64),
+        sweep_key=key,
+        n_alpha=int(alpha.size),
+        padding=PADDING_NOTE,
+    )
+    return attrs
+
+
+def _annotate_sweep(ds: xr.Dataset, axes: Sequence[Axis]) -> None:
+    annotate(ds)
+    for ax in axes:
+        for name in ax.fields:
+            ds[name].attrs.setdefault("long_name", f"swept Setup field {name}")
+    ds["seed"].attrs.setdefault("long_name", COORDS["seed"][0])
+    ds["setup_hash"].attrs["long_name"] = "Setup.hash of the member (names its store file)"
+
+
+def jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return repr(obj)

@@ -1,0 +1,181 @@
+"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+
+A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
+*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
+``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
+members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
+(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
+
+Ragged dimensions
+    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
+    dimensions of the result are those of the largest member; a smaller member's values beyond
+    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
+    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
+
+Failures
+    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
+    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
+    grid completes either way, and a warning counts the failed and diverged members.
+
+Result store (``store=path``)
+    Every member is written, as soon as it finishes and by the worker that ran it, to its own
+    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
+    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
+    the error instead. A rerun skips every member whose file is present and valid, and retries
+    the failed ones: an exception may be transient (memory, a lost worker), whereas a
+    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
+    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
+
+Schedulers
+    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
+    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
+    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
+    therefore uses "auto", which times the first member and starts processes only when the
+    rest of the grid is long enough to pay for them, and otherwise runs serially.
+    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
+    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
+    ``if __name__ == "__main__":`` guard. ``client`` may be a
+    `distributed.Client` or a scheduler address; members are then submitted in a bounded
+    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
+    never holds the whole grid. With a store, the workers write the member files
+    themselves, so on a multi-machine cluster the store must be on a shared file system.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
+
+import numpy as np
+import xarray as xr
+from numpy.typing import ArrayLike, NDArray
+
+from scalex.model.setup import Setup
+
+# Fields holding tuples describe a whole spectrum or second layer, not one axis value.
+_UNSWEEPABLE = ("v", "w", "eigenvalues", "multiplicities")
+
+
+# ---------------------------------------------------------------------------------- grid
+class Member(NamedTuple):
+    """One sweep member: its position in the grid, its Setup and its seed."""
+
+    index: tuple[int, ...]
+    setup: Setup
+    seed: int
+
+
+@dataclass(frozen=True)
+class Axis:
+    dim: str
+    fields: tuple[str, ...]
+    values: tuple[Any, ...]
+
+
+_SETUP_FIELDS = {f.name for f in fields(Setup)}
+
+
+def parse_over(over: Mapping[str, Sequence[Any]] | None) -> list[Axis]:
+    """Check ``over``; a key "K=M" sets several fields to the same value on one axis "K"."""
+    axes: list[Axis] = []
+    seen: set[str] = set()
+    for key, values in (over or {}).items():
+        names = tuple(part.strip() for part in str(key).split("="))
+        for name in names:
+            if name not in _SETUP_FIELDS:
+                raise ValueError(
+                    f"over: {name!r} is not a Setup field; allowed: {sorted(_SETUP_FIELDS)}"
+                )
+            if name in _UNSWEEPABLE:
+                raise ValueError(
+                    f"over: {name!r} holds a sequence and cannot be a sweep axis; "
+                    f"sweep one scalar field at a time"
+                )
+            if name in seen:
+                raise ValueError(f"over: field {name!r} appears on more than one axis")
+            seen.add(name)
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ValueError(f"over[{key!r}]: must be a list of values, got {values!r}")
+        vals = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+        if not vals:
+            raise ValueError(f"over[{key!r}]: must hold at least one value")
+        for v in vals:
+            if v is None or not isinstance(v, (int, float, str)):
+                raise ValueError(
+                    f"over[{key!r}]: values must be numbers or strings, got {v!r}"
+                )
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"over[{key!r}]: values must be distinct, got {list(vals)}")
+        axes.append(Axis(names[0], names, vals))
+    return axes
+
+
+def parse_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(
+                f"seeds: an integer n means seeds 0..n-1 and must be >= 1, got {seeds}")
+        return tuple(range(int(seeds)))
+    out = tuple(seeds)
+    if not out:
+        raise ValueError("seeds: must hold at least one seed")
+    for s in out:
+        if isinstance(s, bool) or not float(s).is_integer() or s < 0:
+            raise ValueError(f"seeds: must be integers >= 0, got {s!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds: must be distinct, got {list(out)}")
+    return tuple(int(s) for s in out)
+
+
+def parse_alpha(alpha: ArrayLike) -> NDArray[np.float64]:
+    a = np.atleast_1d(np.asarray(alpha, dtype=float))
+    if a.ndim != 1 or a.size < 1:
+        raise ValueError("alpha: must be a non-empty 1-D sequence of times")
+    if not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) <= 0):
+        raise ValueError("alpha: must be finite, >= 0 and strictly increasing")
+    return a
+
+
+def grid_members(
+    base_setup: Setup, over: Mapping[str, Sequence[Any]] | None, seeds: int | Iterable[int]
+) -> list[Member]:
+    """Every member of the product grid ``over`` × ``seeds`` in C order (the last axis fastest).
+
+    Raises ValueError naming the grid point whose Setup is invalid.
+    """
+    axes = parse_over(over)
+    seed_list = parse_seeds(seeds)
+    setups: dict[tuple[int, ...], Setup] = {}
+    for idx in itertools.product(*(range(len(ax.values)) for ax in axes)):
+        changes = {
+            name: ax.values[i] for ax, i in zip(axes, idx, strict=True) for name in ax.fields
+        }
+        try:
+            setups[idx] = base_setup.replace(**changes)
+        except ValueError as err:
+            point = ", ".join(f"{k}={v!r}" for k, v in changes.items())
+            raise ValueError(f"over: grid point ({point}) is not a valid Setup: {err}") from None
+    return [
+        Member((*idx, j), setup, seed)
+        for idx, setup in setups.items()
+        for j, seed in enumerate(seed_list)
+    ]
+
+
+def member_setup(ds: xr.Dataset, **coords: Any) -> Setup:
+    """The `Setup` of one sweep member, e.g. ``member_setup(ds, L=4, K=2)``.
+
+    Every sweep dimension of ``ds`` (``attrs["sweep_dims"]``) must be given.
+    """
+    base = Setup.from_attrs(ds.attrs)
+    over = json.loads(ds.attrs.get("sweep_over", "{}"))
+    axes = parse_over(over)
+    missing = [ax.dim for ax in axes if ax.dim not in coords]
+    if missing:
+        raise ValueError(f"coords: missing sweep dimension(s) {missing}")
+    changes = {name: coords[ax.dim] for ax in axes for name in ax.fields}
+    changes = {k: v.item() if isinstance(v, np.generic) else v for k, v in changes.items()}
+    return base.replace(**changes)

@@ -1,0 +1,249 @@
+"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+
+A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
+*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
+``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
+members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
+(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
+
+Ragged dimensions
+    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
+    dimensions of the result are those of the largest member; a smaller member's values beyond
+    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
+    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
+
+Failures
+    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
+    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
+    grid completes either way, and a warning counts the failed and diverged members.
+
+Result store (``store=path``)
+    Every member is written, as soon as it finishes and by the worker that ran it, to its own
+    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
+    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
+    the error instead. A rerun skips every member whose file is present and valid, and retries
+    the failed ones: an exception may be transient (memory, a lost worker), whereas a
+    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
+    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
+
+Schedulers
+    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
+    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
+    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
+    therefore uses "auto", which times the first member and starts processes only when the
+    rest of the grid is long enough to pay for them, and otherwise runs serially.
+    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
+    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
+    ``if __name__ == "__main__":`` guard. ``client`` may be a
+    `distributed.Client` or a scheduler address; members are then submitted in a bounded
+    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
+    never holds the whole grid. With a store, the workers write the member files
+    themselves, so on a multi-machine cluster the store must be on a shared file system.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from scalex._version import __version__
+from scalex.experiments.combine import (
+    combine_members,
+    jsonable,
+    normalise_member,
+    placeholder_member,
+)
+from scalex.experiments.errors import StoreMismatchError
+from scalex.experiments.grid import Member, grid_members, parse_seeds
+from scalex.model.setup import ATTR_KEY, Setup
+
+MANIFEST = "manifest.json"
+
+
+STORE_FORMAT = "scalex-sweep-store"
+
+
+# libnetcdf/HDF5 are not thread-safe and xarray holds its locks only while it opens a file,
+# so concurrent writes from worker threads crash; every NetCDF access of a sweep takes this.
+NETCDF_LOCK = threading.Lock()
+
+
+def member_path(store: str | os.PathLike[str], kind: str, setup: Setup, seed: int) -> Path:
+    """The store file of one member: ``<store>/<kind>-<setup hash>-s<seed>.nc``."""
+    return Path(store) / f"{kind}-{setup.hash}-s{int(seed)}.nc"
+
+
+def marker_path(path: Path) -> Path:
+    return path.with_suffix(".failed.json")
+
+
+def sweep_key(kind: str, alpha: NDArray[np.float64], kind_kwargs: Mapping[str, Any]) -> str:
+    """Hash of what, besides Setup and seed, determines a member's result."""
+    blob = json.dumps(
+        {"kind": kind, "alpha": [float(a).hex() for a in alpha], "kwargs": jsonable(kind_kwargs)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def status_of(ds: xr.Dataset) -> str:
+    return str(np.asarray(ds["status"].values).item())
+
+
+def write_marker(path: Path, member: Member, kind: str, error: str) -> None:
+    record = {
+        "kind": kind,
+        "seed": member.seed,
+        "setup": member.setup.to_dict(),
+        "setup_hash": member.setup.hash,
+        "error": error,
+        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    _write_json_atomic(marker_path(path), record)
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def open_member(path: Path, key: str, chunks: Any = None) -> xr.Dataset | None:
+    """A stored member, or None if it is missing, unreadable or from another sweep spec.
+
+    Valid means: a NetCDF file with the scalex Setup record, ``eg`` and ``status``, written
+    for this sweep key. (Not full `scalex.schema.validate`: kinds may leave out q and r,
+    e.g. ``simulate(record=("Q", "R"))``.)
+    """
+    if not path.exists():
+        return None
+    try:
+        with NETCDF_LOCK:
+            ds = xr.open_dataset(path, engine="netcdf4", chunks=chunks)
+    except Exception:  # truncated or foreign file: the member is recomputed
+        return None
+    if (ds.attrs.get("sweep_key") != key or ATTR_KEY not in ds.attrs
+            or "eg" not in ds or "status" not in ds):
+        ds.close()
+        return None
+    return ds
+
+
+def stored_ok(path: Path, key: str) -> bool:
+    """Whether a member file exists, is readable and belongs to this sweep spec.
+
+    Reads only the header with netCDF4 (a few ms; `xarray.open_dataset` takes ~20 ms).
+    """
+    if not path.exists():
+        return False
+    import netCDF4
+
+    try:
+        with NETCDF_LOCK, netCDF4.Dataset(path) as nc:
+            names = set(nc.ncattrs())
+            return (ATTR_KEY in names and "sweep_key" in names
+                    and nc.getncattr("sweep_key") == key
+                    and "eg" in nc.variables and "status" in nc.variables)
+    except Exception:  # truncated or foreign file: the member is recomputed
+        return False
+
+
+# ---------------------------------------------------------------------------------- store
+def write_manifest(
+    store: Path,
+    kind: str,
+    base_setup: Setup,
+    over: Mapping[str, Sequence[Any]] | None,
+    seeds: int | Iterable[int],
+    alpha: NDArray[np.float64],
+    kind_kwargs: Mapping[str, Any],
+    key: str,
+) -> None:
+    path = store / MANIFEST
+    if path.exists():
+        old = read_manifest(store)
+        if old.get("key") != key:
+            raise StoreMismatchError(
+                f"store: {store} holds a {old.get('kind')!r} sweep with a different alpha grid, "
+                f"kind or kind options; use a new store directory (or delete this one)"
+            )
+    manifest = {
+        "format": STORE_FORMAT,
+        "version": 1,
+        "kind": kind,
+        "base_setup": base_setup.to_dict(),
+        # Pairs, not a mapping: the axis order is the dim order and JSON keys get sorted.
+        "over": [[k, jsonable(list(v))] for k, v in (over or {}).items()],
+        "seeds": list(parse_seeds(seeds)),
+        "alpha": [float(a) for a in alpha],
+        "kind_kwargs": jsonable(dict(kind_kwargs)),
+        "key": key,
+        "scalex_version": __version__,
+        "written": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    _write_json_atomic(path, manifest)
+
+
+def read_manifest(store: Path) -> dict[str, Any]:
+    path = store / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{store}: not a sweep store (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if manifest.get("format") != STORE_FORMAT:
+        raise ValueError(f"{path}: not a scalex sweep manifest")
+    return manifest
+
+
+def open_store(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
+    """Open the combined Dataset of a sweep store lazily (every member dask-backed).
+
+    The sweep dims are rebuilt from ``manifest.json`` and the member Setups; a member whose
+    file is missing gets NaN data and status "missing" (or its recorded "failed: ..." error).
+    ``chunks`` is passed to `xarray.open_dataset` for each member file (default -1: one
+    dask chunk per variable and member).
+    """
+    store = Path(path)
+    manifest = read_manifest(store)
+    kind = manifest["kind"]
+    base = Setup.from_dict(manifest["base_setup"])
+    alpha = np.asarray(manifest["alpha"], dtype=float)
+    over = {k: v for k, v in manifest["over"]}
+    members = grid_members(base, over, manifest["seeds"])
+    datasets: dict[tuple[int, ...], xr.Dataset] = {}
+    for m in members:
+        file = member_path(store, kind, m.setup, m.seed)
+        stored = open_member(file, manifest["key"], -1 if chunks is None else chunks)
+        if stored is not None:
+            datasets[m.index] = normalise_member(stored, alpha, m.setup.N)
+            continue
+        marker = marker_path(file)
+        status = "missing"
+        if marker.exists():
+            try:
+                status = json.loads(marker.read_text())["error"].splitlines()[0]
+            except (json.JSONDecodeError, KeyError, IndexError):
+                status = "failed: (unreadable failure marker)"
+        datasets[m.index] = placeholder_member(m.setup, alpha, status)
+    out = combine_members(datasets, members, kind, base, over, alpha, manifest["key"])
+    out.attrs["sweep_store"] = str(store.resolve())
+    return out

@@ -1,0 +1,1 @@
+"""The experiment description: `Setup`, eigenvalue spectra, Gaussian integrals, weights, data."""

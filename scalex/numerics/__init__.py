@@ -1,0 +1,1 @@
+"""Physics-free numerics: arrowhead linear algebra, the secular equation, BLAS threads."""

@@ -1,0 +1,1 @@
+"""holoviews plots of scalex results, their styling and export, and the HTML report."""
