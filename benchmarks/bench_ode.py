@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 
-from scalex.engines.ode import AugmentedSystem, solve_ode
+from scalex.engines.ode import solve_ode
+from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.setup import Setup
 from scalex.model.weights import initial_overlaps
 from scalex.numerics.threads import single_threaded_blas as _single_threaded_blas

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from scalex.analysis.measures import fit_power_law
-from scalex.engines.linear import asymptotics
+from scalex.engines.linear_asymptotics import asymptotics
 from scalex.experiments.catalog import load_catalog, run_entry
 from scalex.model.setup import Setup
 from scalex.viz import plots as plot

@@ -28,7 +28,9 @@ import time
 
 import numpy as np
 
-from scalex.engines.linear import asymptotics, linear_theory, sgd_real_data
+from scalex.engines.linear import linear_theory
+from scalex.engines.linear_asymptotics import asymptotics
+from scalex.engines.real_data import sgd_real_data
 from scalex.model.datasets import DATASETS, real_data
 
 

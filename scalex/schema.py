@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalex._version import __version__
+from scalex.common.atomic import atomic_path
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import ATTR_KEY, Setup
 
@@ -253,15 +253,8 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike[str], **kwargs: Any) -> Pa
     A failure leaves any previous file at ``path`` untouched and no partial file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         _encodable(ds).to_netcdf(tmp, engine="netcdf4", **kwargs)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

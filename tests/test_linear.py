@@ -13,21 +13,14 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from scalex.engines.linear import (
-    asymptotic_curve,
-    asymptotics,
-    decay_rates,
-    exact_errors,
-    initial_condition,
-    linear_theory,
-    secular_eigensystem,
-    sgd_real_data,
-    stability_bound,
-)
+from scalex.engines.linear import exact_errors, initial_condition, linear_theory, stability_bound
+from scalex.engines.linear_asymptotics import asymptotic_curve, asymptotics, decay_rates
+from scalex.engines.real_data import sgd_real_data
 from scalex.model.datasets import eigendata, image_patches, load, real_data
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
 from scalex.model.weights import initial_overlaps, sample_weights
+from scalex.numerics.secular import secular_eigensystem
 from scalex.schema import validate, weighted_overlaps
 
 

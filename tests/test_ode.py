@@ -16,14 +16,9 @@ from scipy.optimize import root
 from scipy.special import erf
 
 from scalex.engines import ode as ode_module
-from scalex.engines.ode import (
-    ArrowheadBDF,
-    ArrowheadMatrix,
-    AugmentedSystem,
-    derivatives,
-    field_moments,
-    solve_ode,
-)
+from scalex.engines import ode_system as ode_system_module
+from scalex.engines.ode import solve_ode
+from scalex.engines.ode_system import AugmentedSystem, derivatives, field_moments
 from scalex.model.integrals import (
     I3,
     I4,
@@ -34,6 +29,8 @@ from scalex.model.integrals import (
 )
 from scalex.model.setup import Setup
 from scalex.model.weights import initial_overlaps
+from scalex.numerics import arrowhead as arrowhead_module
+from scalex.numerics.arrowhead import ArrowheadBDF, ArrowheadMatrix
 from scalex.schema import DivergenceWarning, hierarchy, make_dataset, validate
 
 SQ2 = np.sqrt(2.0)
@@ -176,7 +173,7 @@ def test_arrowhead_factorisation_solves_dense_system(G, p, seed, c, shift):
     J = ArrowheadMatrix(r.standard_normal((p, p)), r.uniform(0.1, 2, G), r.uniform(0.1, 2, G),
                         r.standard_normal((G, p, m)), r.standard_normal((m, m)))
     M = shift * J if shift != 1.0 else J
-    M = ode_module._ArrowheadIdentity() - np.float64(c) * M  # what scipy's BDF forms
+    M = arrowhead_module._ArrowheadIdentity() - np.float64(c) * M  # what scipy's BDF forms
     dense = M.toarray()
     np.testing.assert_allclose(dense, np.eye(G * p + m) - c * shift * J.toarray(), atol=1e-12)
     b = r.standard_normal(G * p + m)
@@ -188,21 +185,21 @@ def test_factorisation_paths_and_singular_blocks():
     r = np.random.default_rng(11)
     J = ArrowheadMatrix(r.standard_normal((4, 4)), r.uniform(0.1, 2, 5), r.uniform(0.1, 2, 5),
                         r.standard_normal((5, 4, 4)), r.standard_normal((4, 4)))
-    M = ode_module._ArrowheadIdentity() - 0.3 * J
+    M = arrowhead_module._ArrowheadIdentity() - 0.3 * J
     small = M.factorize()
-    big_blocks = ode_module.SMALL_BLOCK_P
+    big_blocks = arrowhead_module.SMALL_BLOCK_P
     try:
-        ode_module.SMALL_BLOCK_P = 0  # the batched-LAPACK route used for large p
+        arrowhead_module.SMALL_BLOCK_P = 0  # the batched-LAPACK route used for large p
         lapack = M.factorize()
     finally:
-        ode_module.SMALL_BLOCK_P = big_blocks
+        arrowhead_module.SMALL_BLOCK_P = big_blocks
     for name in ("P", "PD", "S_inv"):
         np.testing.assert_allclose(getattr(small, name), getattr(lapack, name), rtol=1e-10,
                                    atol=1e-12)
     # An exactly singular block (σ + cβλ_A = 0) falls back to a pseudo-inverse, never raises.
     J = ArrowheadMatrix(np.diag([1.0, 2.0]), np.array([1.0, 0.5]), np.ones(2),
                         np.zeros((2, 2, 2)), np.zeros((2, 2)))
-    x = (ode_module._ArrowheadIdentity() - 1.0 * J).factorize().solve(np.ones(6))
+    x = (arrowhead_module._ArrowheadIdentity() - 1.0 * J).factorize().solve(np.ones(6))
     assert x.shape == (6,)
 
 
@@ -211,8 +208,8 @@ def test_solve_paths_agree(monkeypatch):
     setup = Setup(K=3, M=2, N=60, L=6, eta=0.3, noise=0.1)
     alpha = np.geomspace(1e-2, 300, 25)
     ref = solve_ode(setup, alpha, rtol=1e-9, atol=1e-12, progress=False)
-    monkeypatch.setattr(ode_module, "PACKED_MAP_MAX_P", 0)
-    monkeypatch.setattr(ode_module, "SMALL_BLOCK_P", 0)
+    monkeypatch.setattr(ode_system_module, "PACKED_MAP_MAX_P", 0)
+    monkeypatch.setattr(arrowhead_module, "SMALL_BLOCK_P", 0)
     other = solve_ode(setup, alpha, rtol=1e-9, atol=1e-12, progress=False)
     np.testing.assert_allclose(other.q.values, ref.q.values, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(other.eg.values, ref.eg.values, rtol=1e-6)
@@ -231,7 +228,7 @@ def fd_jacobian(fun, z, h=1e-6):
 @pytest.mark.parametrize("activation", ["erf", "linear"])
 def test_structured_jacobian_matches_finite_differences(direct, activation, monkeypatch):
     if direct:  # the per-group path used for p > PACKED_MAP_MAX_P
-        monkeypatch.setattr(ode_module, "PACKED_MAP_MAX_P", 0)
+        monkeypatch.setattr(ode_system_module, "PACKED_MAP_MAX_P", 0)
     setup = Setup(K=2, M=3, N=40, eigenvalues=[3.0, 1.5, 0.8, 0.2], trainable=30, eta=0.7,
                   noise=0.3, sigma_J=0.6, activation=activation, v=(0.8, -0.5),
                   w=(1.0, 0.4, 0.7), spectrum_norm="none")
@@ -248,7 +245,7 @@ def test_packed_and_per_group_right_hand_sides_agree(monkeypatch):
     setup = Setup(K=3, M=2, N=60, L=5, eta=0.4, sigma_J=0.5, noise=0.2, trainable=36)
     z = system_for(setup, 1).initial_state()
     packed = system_for(setup, 1).rhs(z)
-    monkeypatch.setattr(ode_module, "PACKED_MAP_MAX_P", 0)
+    monkeypatch.setattr(ode_system_module, "PACKED_MAP_MAX_P", 0)
     np.testing.assert_allclose(system_for(setup, 1).rhs(z), packed, rtol=1e-12, atol=1e-16)
     # The packed state's rates are those of `derivatives` (frozen groups excluded).
     sys_ = system_for(setup, 1)

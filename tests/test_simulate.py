@@ -360,7 +360,7 @@ def test_record_steps_property(alpha, N):
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(seeds=3), "seeds"), (dict(seeds=[1, 1]), "seeds"), (dict(seeds=[-1]), "seeds"),
+    (dict(seeds="3"), "seeds"), (dict(seeds=[1, 1]), "seeds"), (dict(seeds=[-1]), "seeds"),
     (dict(record=("x",)), "record"), (dict(eg_test=-1), "eg_test"), (dict(block=0), "block"),
     (dict(dtype="float16"), "dtype"), (dict(scheduler="gpu"), "scheduler"),
     (dict(divergence_threshold=0), "divergence_threshold"),
@@ -371,9 +371,8 @@ def test_invalid_arguments(kwargs, name):
 
 
 def test_package_attribute_stays_callable():
-    import scalex.engines.simulate  # a submodule import leaves scalex.simulate the function
-
     import scalex
+    import scalex.engines.simulate  # a submodule import leaves scalex.simulate the function
 
     ds = scalex.simulate(dict(K=1, M=1, N=8), [0, 1], seeds=[0], scheduler="sync")
     assert ds.status.values.tolist() == ["ok"]

@@ -54,7 +54,7 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import root
 
 from scalex.analysis import estimators as est
-from scalex.engines.ode import derivatives
+from scalex.engines.ode_system import derivatives
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
 

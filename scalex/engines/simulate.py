@@ -55,6 +55,8 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf as _erf
 
+from scalex.common.alpha import alpha_to_steps
+from scalex.common.seeds import check_seeds
 from scalex.engines.sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup, as_setup
@@ -95,39 +97,8 @@ Array = NDArray[np.float64]
 # --------------------------------------------------------------------------- validation
 def record_steps(alpha: ArrayLike, N: int) -> NDArray[np.int64]:
     """The SGD step n = rint(α·N) of every requested record time α (see module docstring)."""
-    a = np.asarray(alpha, dtype=float)
-    if a.ndim == 0:
-        a = a[None]
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"alpha: must be a non-empty 1-D sequence of times, got shape {a.shape}")
-    if not np.all(np.isfinite(a)) or np.any(a < 0):
-        raise ValueError("alpha: times must be finite and >= 0")
-    bad = np.flatnonzero(np.diff(a) <= 0)
-    if bad.size:
-        k = int(bad[0])
-        raise ValueError(
-            f"alpha: must be strictly increasing; alpha[{k}]={a[k]:.6g} and "
-            f"alpha[{k + 1}]={a[k + 1]:.6g}"
-        )
     # A log grid finer than 1/N at early times rounds several α to one step: record it once.
-    return np.unique(np.rint(a * N).astype(np.int64))
-
-
-def _check_seeds(seeds: Iterable[int]) -> list[int]:
-    if isinstance(seeds, (int, np.integer, str, bytes)):
-        raise ValueError(
-            f"seeds: must be an iterable of integers >= 0 (e.g. range(4)), got {seeds!r}"
-        )
-    out = []
-    for s in seeds:
-        if isinstance(s, bool) or not float(s).is_integer() or s < 0:
-            raise ValueError(f"seeds: every seed must be an integer >= 0, got {s!r}")
-        out.append(int(s))
-    if not out:
-        raise ValueError("seeds: must contain at least one seed")
-    if len(set(out)) != len(out):
-        raise ValueError(f"seeds: must be distinct, got {out}")
-    return out
+    return np.unique(alpha_to_steps(alpha, N))
 
 
 def _check_record(record: str | Sequence[str]) -> tuple[str, ...]:
@@ -453,7 +424,7 @@ def simulate(
     except TypeError as err:
         raise ValueError(f"setup: {err}") from None
     steps = record_steps(alpha, setup.N)
-    seed_list = _check_seeds(seeds)
+    seed_list = list(check_seeds(seeds))
     rec = _check_record(record)
     eg_test = _check_int(eg_test, "eg_test", 0)
     if dtype not in DTYPES:

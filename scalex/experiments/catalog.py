@@ -43,6 +43,9 @@ import xarray as xr
 import yaml
 from numpy.typing import NDArray
 
+from scalex.common.alpha import check_alpha
+from scalex.common.atomic import write_text
+from scalex.common.seeds import check_seeds
 from scalex.experiments.grid import grid_members, member_setup
 from scalex.experiments.kinds import KINDS
 from scalex.experiments.sweep import sweep
@@ -286,10 +289,10 @@ def alpha_grid(
         if not spec:
             raise fail("alpha", "must not be empty")
         values = [_number(v, f"alpha[{i}]", fail) for i, v in enumerate(spec)]  # type: ignore[arg-type]
-        a = np.asarray(values, dtype=float)
-        if not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) <= 0):
-            raise fail("alpha", "must be finite, >= 0 and strictly increasing")
-        return a
+        try:
+            return check_alpha(values)
+        except ValueError as err:
+            raise fail("alpha", str(err).removeprefix("alpha: ")) from None
     if not isinstance(spec, Mapping):
         raise fail("alpha",
                    f"must be a list of times or a mapping {list(ALPHA_FIELDS)}, got {spec!r}")
@@ -412,18 +415,13 @@ def _parse_over(spec: Any, base: Setup, fail: _Fail) -> dict[str, tuple[Any, ...
 def _parse_seeds(spec: Any, fail: _Fail) -> tuple[int, ...]:
     if spec is None:
         return (0,)
-    if isinstance(spec, int) and not isinstance(spec, bool):
-        if spec < 1:
-            raise fail("seeds", f"an integer n means seeds 0..n-1 and must be >= 1, got {spec}")
-        return tuple(range(spec))
-    if not isinstance(spec, Sequence) or isinstance(spec, str) or not spec:
-        raise fail("seeds", f"must be a non-empty list of seeds or an integer, got {spec!r}")
-    for s in spec:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise fail("seeds", f"must be integers >= 0, got {s!r}")
-    if len(set(spec)) != len(spec):
-        raise fail("seeds", f"must be distinct, got {list(spec)}")
-    return tuple(spec)
+    if isinstance(spec, float) or (isinstance(spec, Sequence) and not isinstance(spec, str)
+                                   and any(isinstance(s, float) for s in spec)):
+        raise fail("seeds", f"must be an integer n or a list of integers >= 0, got {spec!r}")
+    try:
+        return check_seeds(spec)
+    except ValueError as err:
+        raise fail("seeds", str(err).removeprefix("seeds: ")) from None
 
 
 def _parse_names(spec: Any, name: str, fail: _Fail) -> list[Any]:
@@ -957,8 +955,4 @@ def write_intake_catalog(
             "user_parameters": {},
         }
         cat["aliases"][name] = name
-    tmp = path.parent / f".{path.name}.tmp"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(yaml.safe_dump(cat, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, yaml.safe_dump(cat, sort_keys=False))

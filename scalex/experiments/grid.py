@@ -51,8 +51,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
-from numpy.typing import ArrayLike, NDArray
 
+from scalex.common.seeds import check_seeds
 from scalex.model.setup import Setup
 
 # Fields holding tuples describe a whole spectrum or second layer, not one axis value.
@@ -113,32 +113,6 @@ def parse_over(over: Mapping[str, Sequence[Any]] | None) -> list[Axis]:
     return axes
 
 
-def parse_seeds(seeds: int | Iterable[int]) -> tuple[int, ...]:
-    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(
-                f"seeds: an integer n means seeds 0..n-1 and must be >= 1, got {seeds}")
-        return tuple(range(int(seeds)))
-    out = tuple(seeds)
-    if not out:
-        raise ValueError("seeds: must hold at least one seed")
-    for s in out:
-        if isinstance(s, bool) or not float(s).is_integer() or s < 0:
-            raise ValueError(f"seeds: must be integers >= 0, got {s!r}")
-    if len(set(out)) != len(out):
-        raise ValueError(f"seeds: must be distinct, got {list(out)}")
-    return tuple(int(s) for s in out)
-
-
-def parse_alpha(alpha: ArrayLike) -> NDArray[np.float64]:
-    a = np.atleast_1d(np.asarray(alpha, dtype=float))
-    if a.ndim != 1 or a.size < 1:
-        raise ValueError("alpha: must be a non-empty 1-D sequence of times")
-    if not np.all(np.isfinite(a)) or a[0] < 0 or np.any(np.diff(a) <= 0):
-        raise ValueError("alpha: must be finite, >= 0 and strictly increasing")
-    return a
-
-
 def grid_members(
     base_setup: Setup, over: Mapping[str, Sequence[Any]] | None, seeds: int | Iterable[int]
 ) -> list[Member]:
@@ -147,7 +121,7 @@ def grid_members(
     Raises ValueError naming the grid point whose Setup is invalid.
     """
     axes = parse_over(over)
-    seed_list = parse_seeds(seeds)
+    seed_list = check_seeds(seeds)
     setups: dict[tuple[int, ...], Setup] = {}
     for idx in itertools.product(*(range(len(ax.values)) for ax in axes)):
         changes = {

@@ -47,7 +47,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -58,6 +57,8 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from scalex._version import __version__
+from scalex.common.atomic import write_text
+from scalex.common.seeds import check_seeds
 from scalex.experiments.combine import (
     combine_members,
     jsonable,
@@ -65,7 +66,7 @@ from scalex.experiments.combine import (
     placeholder_member,
 )
 from scalex.experiments.errors import StoreMismatchError
-from scalex.experiments.grid import Member, grid_members, parse_seeds
+from scalex.experiments.grid import Member, grid_members
 from scalex.model.setup import ATTR_KEY, Setup
 
 MANIFEST = "manifest.json"
@@ -110,19 +111,9 @@ def write_marker(path: Path, member: Member, kind: str, error: str) -> None:
         "error": error,
         "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    _write_json_atomic(marker_path(path), record)
+    write_json(marker_path(path), record)
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def open_member(path: Path, key: str, chunks: Any = None) -> xr.Dataset | None:
@@ -191,14 +182,14 @@ def write_manifest(
         "base_setup": base_setup.to_dict(),
         # Pairs, not a mapping: the axis order is the dim order and JSON keys get sorted.
         "over": [[k, jsonable(list(v))] for k, v in (over or {}).items()],
-        "seeds": list(parse_seeds(seeds)),
+        "seeds": list(check_seeds(seeds)),
         "alpha": [float(a) for a in alpha],
         "kind_kwargs": jsonable(dict(kind_kwargs)),
         "key": key,
         "scalex_version": __version__,
         "written": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    _write_json_atomic(path, manifest)
+    write_json(path, manifest)
 
 
 def read_manifest(store: Path) -> dict[str, Any]:
@@ -247,3 +238,8 @@ def open_store(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Datase
     out = combine_members(datasets, members, kind, base, over, alpha, manifest["key"])
     out.attrs["sweep_store"] = str(store.resolve())
     return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomically write ``obj`` as JSON (markers and the manifest)."""
+    write_text(path, json.dumps(obj, indent=1, sort_keys=True))

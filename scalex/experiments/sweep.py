@@ -51,6 +51,7 @@ from typing import Any
 import xarray as xr
 from numpy.typing import ArrayLike
 
+from scalex.common.alpha import check_alpha
 from scalex.experiments.combine import combine_members, placeholder_member, warn_bad_members
 from scalex.experiments.execute import (
     SCHEDULERS,
@@ -59,7 +60,7 @@ from scalex.experiments.execute import (
     run_distributed,
     run_local,
 )
-from scalex.experiments.grid import grid_members, parse_alpha
+from scalex.experiments.grid import grid_members
 from scalex.experiments.kinds import get_kind
 from scalex.experiments.store import (
     member_path,
@@ -124,7 +125,7 @@ def sweep(
     spec = get_kind(kind)
     if not isinstance(base_setup, Setup):
         raise ValueError(f"base_setup: must be a scalex.Setup, got {type(base_setup).__name__}")
-    alpha_arr = parse_alpha(alpha)
+    alpha_arr = check_alpha(alpha)
     members = grid_members(base_setup, over, seeds)
     if scheduler is None:
         scheduler = dask_config_scheduler() or spec.scheduler

@@ -31,6 +31,8 @@ import holoviews as hv
 import numpy as np
 import xarray as xr
 
+from scalex.common.atomic import atomic_path
+
 __all__ = [
     "compare",
     "dimension",
@@ -1001,8 +1003,7 @@ def save(obj: Any, path_stem: str | os.PathLike[str],
     written = []
     for fmt in formats:
         path = stem.parent / f"{stem.name}.{fmt}"
-        tmp = stem.parent / f".{stem.name}.tmp.{fmt}"
-        try:
+        with atomic_path(path, suffix=f".{fmt}") as tmp:
             if fmt == "html":
                 with _backend("bokeh"), _quiet_progress():
                     hv.save(obj, tmp, backend="bokeh", resources=INLINE,
@@ -1014,9 +1015,6 @@ def save(obj: Any, path_stem: str | os.PathLike[str],
                     renderer = hv.renderer("matplotlib").instance(dpi=dpi, fig=fmt)
                     renderer.save(_static(obj), str(tmp.with_suffix("")), fmt=fmt)
                     _close_figures()
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         written.append(path)
     return written
 

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from scalex.common.atomic import atomic_path
+
 __all__ = ["report", "table_html"]
 
 #: attrs that tell what a run cost (seconds, steps, evaluations)
@@ -209,15 +211,11 @@ def report(
     if cost_rows:
         items.append(section("Cost", table_html(cost_rows)))
     page = pn.Column(*items, sizing_mode="stretch_width")
-    tmp = path.parent / f".{path.name}.tmp.html"
-    try:
+    with atomic_path(path, suffix=".html") as tmp:
         with _plot._backend("bokeh"):
             page.save(str(tmp), resources=INLINE, embed=True, title=entry_name,
                       progress=False)
         tmp.write_text(_plot.inline_assets(tmp.read_text(encoding="utf-8")), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
