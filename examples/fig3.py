@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
     args = parser.parse_args(argv)
 
-    plot._load_backends()  # the saturation panel sets options for both backends
+    plot.load_backends()  # the saturation panel sets options for both backends
     catalog = load_catalog(args.catalog)
     figure = []
     for name in ENTRIES:

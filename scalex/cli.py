@@ -196,7 +196,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "status" in ds:
         values, counts = np.unique(ds["status"].astype(str).values, return_counts=True)
         print("  status    " + ", ".join(f"{c}× {v}" for v, c in zip(values, counts, strict=True)))
-    from scalex.experiments.catalog import TABLE_COLUMNS, _summarise, result_table
+    from scalex.experiments.catalog import TABLE_COLUMNS, result_table, summarise_entry
 
     if "eg" not in ds:  # an analysis file: show what it holds
         if any(name in ds for name in TABLE_COLUMNS):
@@ -206,7 +206,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
 
     problems: list[str] = []
-    summary = _summarise(ds, ["summary"], problems)
+    summary = summarise_entry(ds, ["summary"], problems)
     if summary is not None:
         print("\nPlateau and exponents" + (" (seed mean)" if ds.sizes.get("seed", 1) > 1 else "")
               + ":")

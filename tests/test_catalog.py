@@ -279,7 +279,7 @@ def test_result_table_averages_seeds_and_counts_failures():
 
 # ---------------------------------------------------------------------------------- intake
 def test_intake_catalog_opens_the_results(tmp_path):
-    intake = pytest.importorskip("intake")
+    import intake
     ds = scalex.initial_overlaps(scalex.Setup(N=8, L=2), 3)
     out = tmp_path / "results"
     scalex.to_netcdf(ds, out / "a.nc")

@@ -2,7 +2,6 @@
 mpmath, the exact curve against matrix exponentials and the general per-group ODE, the
 scaling laws against their exponents, stability, Gaussian and real-data SGD, data loaders."""
 
-import importlib.util
 
 import mpmath
 import numpy as np
@@ -139,9 +138,7 @@ def test_exact_errors_blocking_and_saturation():
 
 def test_matches_general_ode_k2_m2():
     """Full q^τ, r^τ of (L4) against the general per-group ODE of THEORY §3 (scalex.ode)."""
-    ode = pytest.importorskip("scalex.engines.ode")
-    if not hasattr(ode, "derivatives"):
-        pytest.skip("scalex.ode.derivatives not available")
+    from scalex.engines.ode_system import derivatives
     setup = Setup(K=2, M=2, N=36, eigenvalues=[3.0, 1.5, 1.0, 0.4, 0.2, 0.1], eta=0.4,
                   v=(0.8, -0.5), w=(1.0, 0.6), noise=0.3, trainable=24, sigma_J=0.5,
                   activation="linear")
@@ -155,7 +152,7 @@ def test_matches_general_ode_k2_m2():
     def rhs(_, y):
         q = y[: L * K * K].reshape(L, K, K)
         r = y[L * K * K:].reshape(L, K, M)
-        dq, dr = ode.derivatives(q, r, t, sp.eigenvalues, sp.fractions, v, w, setup.eta,
+        dq, dr = derivatives(q, r, t, sp.eigenvalues, sp.fractions, v, w, setup.eta,
                                  "linear", setup.noise, setup.trained_groups)
         return np.concatenate([dq.ravel(), dr.ravel()])
 
@@ -327,8 +324,6 @@ def test_theory_matches_gaussian_sgd():
     assert np.all(np.abs(eg.mean(0) - theory) < 4 * stderr + 0.03 * theory)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("scalex.engines.simulate") is None,
-                    reason="scalex.simulate not available")
 def test_theory_matches_scalex_simulate():
     from scalex.engines.simulate import simulate
 

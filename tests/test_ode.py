@@ -2,7 +2,6 @@
 solver against the exact linear solution (§4), the Saad & Solla plateau, SGD, tolerance
 convergence, invariants, the structured Jacobian and divergence handling."""
 
-import importlib.util
 import warnings
 
 import numpy as np
@@ -457,8 +456,6 @@ def test_hierarchy_view_matches_direct_sum_and_vandermonde_map():
 
 
 # --------------------------------------------------------------------------- ODE vs SGD
-@pytest.mark.skipif(importlib.util.find_spec("scalex.engines.simulate") is None,
-                    reason="scalex.simulate not available")
 def test_ode_agrees_with_seed_averaged_sgd():
     """Same seeds → same initial overlaps; ε_g agrees within a few per cent (plus the
     statistical error of 8 seeds) through the plateau, up to its exit."""

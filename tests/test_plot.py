@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from scalex.model.setup import Setup
 from scalex.schema import make_dataset
 from scalex.viz import plots as plot
+from scalex.viz import style as viz_style
 
 ALPHA = np.concatenate([[0.0], np.geomspace(0.1, 1e3, 60)])
 
@@ -194,7 +195,7 @@ def test_learning_curves_sweep_overlay_and_colour_map():
     assert [c.label for c in curves] == ["L=1", "L=2", "L=4", "L=8"]
     colors = [hv.Store.lookup_options("bokeh", c, "style").kwargs["color"] for c in curves]
     assert len(set(colors)) == 4
-    assert colors == plot._colors(4, "viridis")
+    assert colors == viz_style.palette(4, "viridis")
     for c, L in zip(curves, [1, 2, 4, 8]):
         np.testing.assert_allclose(c.dimension_values(1), ds["eg"].sel(L=L).values[1:])
     # the swept L is not in the title, the fixed K is
@@ -636,7 +637,7 @@ def test_save_png_uses_matplotlib_styles(tmp_path):
     ds = sweep_of(ode_like, "L", [1, 8])
     (path,) = plot.save(plot.learning_curves(ds), tmp_path / "c", formats="png")
     pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
-    for hex_color in plot._colors(2, "viridis"):
+    for hex_color in viz_style.palette(2, "viridis"):
         rgb = np.array([int(hex_color[i:i + 2], 16) for i in (1, 3, 5)])
         assert (np.abs(pixels - rgb).sum(1) < 30).sum() > 50, hex_color
 
@@ -645,8 +646,8 @@ def test_plot_import_leaves_backend_alone():
     import subprocess
     import sys
 
-    code = ("import holoviews as hv; b = hv.Store.current_backend; import scalex.viz.plots as p; "
-            "p._load_backends(); print(b == hv.Store.current_backend)")
+    code = ("import holoviews as hv; b = hv.Store.current_backend; import scalex.viz.style as p; "
+            "p.load_backends(); print(b == hv.Store.current_backend)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "True"
@@ -655,7 +656,7 @@ def test_plot_import_leaves_backend_alone():
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 12))
 def test_colours_distinct(n):
-    colors = plot._colors(n, "viridis")
+    colors = viz_style.palette(n, "viridis")
     assert len(colors) == n and len(set(colors)) == n
     assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colors)
 

@@ -296,7 +296,7 @@ def test_store_rejects_a_different_spec(tmp_path):
 
 # ---------------------------------------------------------------------------------- cluster
 def test_distributed_cluster_matches_local(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     over = {"L": [1, 2, 4], "K=M": [1, 2]}
     local = sweep("fake", BASE, over, seeds=2, alpha=ALPHA, **_quiet())
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,

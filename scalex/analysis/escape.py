@@ -555,7 +555,7 @@ def escape(
     # the plateau criterion (A2) on the predicted curve: the flat run through α_s
     slope = est.local_slope(alpha, eg_pred - baseline, window)
     flat = np.isfinite(slope) & (np.abs(slope) < flatness)
-    run = [(i0, i1) for i0, i1 in est._runs(flat) if i0 <= i_s <= i1 or i0 >= i_s]
+    run = [(i0, i1) for i0, i1 in est.true_runs(flat) if i0 <= i_s <= i1 or i0 >= i_s]
     if not run:
         start = end = nan
     else:

@@ -132,7 +132,7 @@ def local_slope(
     return out
 
 
-def _runs(flags: NDArray[np.bool_]) -> list[tuple[int, int]]:
+def true_runs(flags: NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Maximal runs [i0, i1] (inclusive) of True in a boolean array."""
     f = np.concatenate([[False], flags, [False]]).astype(np.int8)
     d = np.diff(f)
@@ -181,7 +181,7 @@ def plateau_1d(
     first = eg[np.flatnonzero(good)[0]]
     logx = np.log10(np.where(alpha > 0, alpha, np.nan))
     best, best_span = None, -np.inf
-    for i0, i1 in _runs(good & (np.abs(slope) < flatness)):
+    for i0, i1 in true_runs(good & (np.abs(slope) < flatness)):
         span = logx[i1] - logx[i0]
         if span < min_decades or span <= best_span:
             continue
@@ -239,7 +239,7 @@ def constant_window(
     ok = np.isfinite(g) & (g >= min_exponent) & (alpha > 0)
     logx = np.log10(np.where(alpha > 0, alpha, 1.0))
     best, best_span = None, 0.0
-    for s, e in _runs(ok):
+    for s, e in true_runs(ok):
         maxq: list[int] = []
         minq: list[int] = []
         mh = nh = 0  # heads of the queues (kept as lists with moving heads)

@@ -202,7 +202,7 @@ def stability_bound(setup: Setup) -> float:
     return 2.0 / (float(np.dot(v, v)) * float(np.dot(sp.fractions[mask], sp.eigenvalues[mask])))
 
 
-def _check_setup(setup: Setup, require_linear: bool = True) -> None:
+def check_setup(setup: Setup, require_linear: bool = True) -> None:
     if not isinstance(setup, Setup):
         raise ValueError(f"setup: must be a scalex.Setup, got {type(setup).__name__}")
     if require_linear and setup.activation != "linear":
@@ -284,7 +284,7 @@ def linear_theory(
     ``initial_condition`` ("expected" or "seed"), ``seed`` (-1 for expected), ``eta_eff``,
     ``stability_bound`` and ``overlaps`` (1/0).
     """
-    _check_setup(setup)
+    check_setup(setup)
     a = check_alpha(alpha)
     sp = setup.spectrum
     K, M = setup.K, setup.M

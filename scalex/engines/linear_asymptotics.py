@@ -84,7 +84,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import gamma as _gamma
 
 from scalex.common.alpha import check_alpha
-from scalex.engines.linear import _check_setup, effective_learning_rate, initial_condition
+from scalex.engines.linear import check_setup, effective_learning_rate, initial_condition
 from scalex.model.setup import Setup
 from scalex.numerics.secular import merge_equal, secular_eigensystem
 
@@ -97,7 +97,7 @@ def decay_rates(setup: Setup) -> Array:
     ν_k are the roots of the secular equation (L2); the last one sets the final approach.
     Groups with equal eigenvalues contribute each extra copy as the plain rate 2 η_eff λ.
     """
-    _check_setup(setup, require_linear=False)
+    check_setup(setup, require_linear=False)
     sp = setup.spectrum
     mask = setup.trained_groups
     lt, ft = sp.eigenvalues[mask], sp.fractions[mask]
@@ -210,7 +210,7 @@ def asymptotics(
     The exponent is also the expected late-time exponent of erf networks (THEORY §5); the
     other numbers assume linear activation.
     """
-    _check_setup(setup, require_linear=False)
+    check_setup(setup, require_linear=False)
     b, a = _spectral_fit(setup, beta, fit_range)
     sp = setup.spectrum
     v, w = setup.second_layer

@@ -58,7 +58,6 @@ escapes precisely.
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -70,6 +69,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import solve_ivp
 
 from scalex.common.alpha import check_alpha
+from scalex.common.progress import Progress
 from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.setup import Setup
 from scalex.numerics.arrowhead import ArrowheadBDF
@@ -134,32 +134,25 @@ def _resolve_method(method: str, system: AugmentedSystem) -> str:
     return method
 
 
-class _Progress:
-    """tqdm bar over decades of α; with ``enabled=None`` only on a terminal, and after 5 s."""
+class _DecadeProgress:
+    """Progress over decades of α, shown after 5 s of solving (docs: `scalex.common.progress`)."""
 
     def __init__(self, lo: float, hi: float, enabled: bool | None) -> None:
-        self.bar = None
-        if enabled is False or (enabled is None and not sys.stderr.isatty()):
-            return
-        from tqdm.auto import tqdm
-
         self.lo = math.log10(lo)
-        self.bar = tqdm(total=round(max(math.log10(hi) - self.lo, 0.01), 2), unit="decade",
-                        desc="scalex ode", delay=0.0 if enabled else 5.0, leave=False)
+        self.total = round(max(math.log10(hi) - self.lo, 0.01), 2)
+        self.bar = Progress(self.total, "scalex ode", "decade", enabled=enabled, delay=5.0)
         self.done = 0.0
 
     def __call__(self, alpha: float) -> None:
-        if self.bar is None or alpha <= 0:
+        if not self.bar.enabled or alpha <= 0:
             return
-        pos = round(min(math.log10(alpha) - self.lo, self.bar.total), 2)
+        pos = round(min(math.log10(alpha) - self.lo, self.total), 2)
         if pos >= self.done + 0.05:
-            # update(), not refresh(), so that tqdm's display delay is honoured.
             self.bar.update(pos - self.done)
             self.done = pos
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def solve_ode(
@@ -235,7 +228,7 @@ def solve_ode(
         q_out[:], r_out[:] = q0, r0  # nothing moves, or nothing to integrate
     else:
         positive = alpha[alpha > 0]
-        bar = _Progress(max(float(positive[0]) / 10, 1e-12), float(alpha[-1]), progress)
+        bar = _DecadeProgress(max(float(positive[0]) / 10, 1e-12), float(alpha[-1]), progress)
         # Time variable u: α itself, or ln(α + α₀).
         alpha0 = 0.1 / (setup.eta * float(np.max(sp.eigenvalues))) if log_time else 0.0
 

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,6 +55,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf as _erf
 
 from scalex.common.alpha import alpha_to_steps
+from scalex.common.progress import Progress
 from scalex.common.seeds import check_seeds
 from scalex.engines.sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
 from scalex.model.integrals import generalization_error
@@ -359,24 +359,6 @@ def _in_process(scheduler: Any) -> bool:
     return isinstance(scheduler, str) and scheduler in IN_PROCESS
 
 
-class _Progress:
-    """A thread-safe tqdm bar over SGD steps of all seeds."""
-
-    def __init__(self, total: int) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, unit="step", unit_scale=True, desc="scalex.engines.simulate",
-                        file=sys.stderr)
-        self.lock = threading.Lock()
-
-    def update(self, n: int) -> None:
-        with self.lock:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 # --------------------------------------------------------------------------- public front
 def simulate(
     setup: Setup | Mapping[str, Any],
@@ -437,7 +419,8 @@ def simulate(
     if progress is None:
         cost = total * setup.N * (_COST_DRAW + _COST_KN * (setup.K + setup.M / 4))
         progress = cost / min(len(seed_list), os.cpu_count() or 1) > 5.0 and sys.stderr.isatty()
-    bar = _Progress(total) if progress and _in_process(scheduler) else None
+    bar = (Progress(total, "scalex simulate", "step", enabled=True, unit_scale=True)
+           if progress and _in_process(scheduler) else None)
     kwargs = dict(record=rec, eg_test=eg_test, block=block, dtype=dtype,
                   divergence_threshold=float(divergence_threshold),
                   callback=bar.update if bar else None)

@@ -775,7 +775,7 @@ def make_plots(
     return made
 
 
-def _summarise(
+def summarise_entry(
     ds: xr.Dataset,
     analyses: Sequence[str],
     problems: list[str],
@@ -852,7 +852,7 @@ def run_entry(
         other.attrs.update(_entry_attrs(entry))
         result.comparisons[kind] = other
         result.files[kind] = to_netcdf(other, out_dir / f"{entry.name}-{kind}.nc")
-    result.summary = _summarise(ds, entry.analyses, result.problems, escape_timeout, workers)
+    result.summary = summarise_entry(ds, entry.analyses, result.problems, escape_timeout, workers)
     if result.summary is not None:
         result.summary.attrs.update(_entry_attrs(entry))
         result.files["summary"] = to_netcdf(result.summary, out_dir / f"{entry.name}-summary.nc")

@@ -118,14 +118,6 @@ def run_member(
 
 
 # ---------------------------------------------------------------------------------- running
-def progress_bar(total: int, progress: bool | None, desc: str):
-    from tqdm.auto import tqdm
-
-    # progress=None: show the bar only on an interactive terminal.
-    disable = None if progress is None else not progress
-    return tqdm(total=total, desc=desc, unit="member", disable=disable, leave=False)
-
-
 def run_local(
     calls: list[tuple[Member, tuple[Any, ...]]],
     scheduler: str,

@@ -52,11 +52,11 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from scalex.common.alpha import check_alpha
+from scalex.common.progress import Progress
 from scalex.experiments.combine import combine_members, placeholder_member, warn_bad_members
 from scalex.experiments.execute import (
     SCHEDULERS,
     dask_config_scheduler,
-    progress_bar,
     run_distributed,
     run_local,
 )
@@ -147,7 +147,7 @@ def sweep(
         ]
     calls = [(m, (spec.func, kind, m, alpha_arr, dict(kind_kwargs), store_dir, key)) for m in todo]
 
-    with progress_bar(len(calls), progress, f"{kind} sweep") as bar:
+    with Progress(len(calls), f"{kind} sweep", "member", enabled=progress) as bar:
         if client is None:
             outcomes, used = run_local(calls, scheduler, workers, batch_size, bar)
         else:

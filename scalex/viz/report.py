@@ -19,6 +19,8 @@ import numpy as np
 import xarray as xr
 
 from scalex.common.atomic import atomic_path
+from scalex.viz.export import inline_assets
+from scalex.viz.style import load_backends, use_backend
 
 __all__ = ["report", "table_html"]
 
@@ -173,9 +175,7 @@ def report(
     import panel as pn
     from bokeh.resources import INLINE
 
-    from scalex.viz import plots as _plot
-
-    _plot._load_backends()
+    load_backends()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(plots, Mapping):
@@ -193,7 +193,7 @@ def report(
         head += f"<p>{html.escape(description)}</p>"
     head += f"<p><small>report written {stamp}</small></p></div>"
     items: list[Any] = [pn.pane.HTML(head, sizing_mode="stretch_width")]
-    with _plot._backend("bokeh"):
+    with use_backend("bokeh"):
         for heading, obj in plots.items():
             items.append(section(heading))
             # pn.panel, not pn.pane.HoloViews: it adds the widgets of a HoloMap
@@ -212,10 +212,10 @@ def report(
         items.append(section("Cost", table_html(cost_rows)))
     page = pn.Column(*items, sizing_mode="stretch_width")
     with atomic_path(path, suffix=".html") as tmp:
-        with _plot._backend("bokeh"):
+        with use_backend("bokeh"):
             page.save(str(tmp), resources=INLINE, embed=True, title=entry_name,
                       progress=False)
-        tmp.write_text(_plot.inline_assets(tmp.read_text(encoding="utf-8")), encoding="utf-8")
+        tmp.write_text(inline_assets(tmp.read_text(encoding="utf-8")), encoding="utf-8")
     return path
 
 

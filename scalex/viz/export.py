@@ -1,0 +1,164 @@
+"""The standard pictures of scaling-law results, with holoviews, and their export.
+
+Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
+holoviews object that renders with both the bokeh backend (interactive HTML) and the
+matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
+``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
+
+Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
+(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
+sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
+
+Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+
+from scalex.common.atomic import atomic_path
+from scalex.viz.style import key_label, load_backends, use_backend
+
+FORMATS = ("html", "png", "svg")
+
+
+# ----------------------------------------------------------------------------- export
+def _static(obj: Any, max_frames: int = 6) -> Any:
+    """A matplotlib-friendly view: a HoloMap becomes a grid of its frames (if few) or its last
+    frame; HoloMaps inside a Layout become their last frame."""
+    if isinstance(obj, hv.HoloMap):
+        if len(obj) <= max_frames and isinstance(obj.last, hv.Overlay):
+            return _frames_grid(obj)
+        return obj.last
+    if isinstance(obj, hv.Layout):
+        items = [item.last if isinstance(item, hv.HoloMap) else item for item in obj]
+        # room between panels for their titles and outside legends, no "A", "B" labels,
+        # panels of different quantities keep their own ranges
+        options = {"vspace": 0.35, "hspace": 0.6, "fig_size": 180, "shared_axes": False,
+                   **hv.Store.lookup_options("matplotlib", obj, "plot").kwargs,
+                   "sublabel_format": ""}
+        return hv.Layout(items).cols(obj._max_cols).opts(backend="matplotlib", **options)
+    return obj
+
+
+_PANEL_CDN = re.compile(r"https://cdn\.holoviz\.org/panel/[^/\"']+/dist/([A-Za-z0-9_./-]+)"
+                        r"(?:\?v=[A-Za-z0-9._-]*)?")
+
+
+_CSS_URL = re.compile(r"url\((['\"]?)([^)'\"]+)\1\)")
+
+
+_MIME = {".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
+         ".ico": "image/x-icon", ".woff2": "font/woff2", ".woff": "font/woff"}
+
+
+def _data_url(path: Path) -> str | None:
+    """``path`` as a base64 data: URL (CSS with its own relative url(...) inlined too)."""
+    mime = _MIME.get(path.suffix)
+    if mime is None or not path.is_file():
+        return None
+    if path.suffix == ".css":
+        def local(match: re.Match[str]) -> str:
+            target = match.group(2)
+            if target.startswith(("data:", "http:", "https:", "#")):
+                return match.group(0)
+            inner = _data_url((path.parent / target).resolve())
+            return f"url('{inner}')" if inner else match.group(0)
+
+        payload = _CSS_URL.sub(local, path.read_text(encoding="utf-8")).encode()
+    else:
+        payload = path.read_bytes()
+    return f"data:{mime};base64,{base64.b64encode(payload).decode()}"
+
+
+def inline_assets(text: str) -> str:
+    """Replace the panel stylesheet and icon URLs that a saved page still points at on the CDN
+    (panel links them even with inline resources) by data: URLs of the installed files, so
+    the page needs no network."""
+    import panel
+
+    dist = Path(panel.__file__).parent / "dist"
+    cache: dict[str, str | None] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        rel = match.group(1)
+        if rel not in cache:
+            cache[rel] = _data_url(dist / rel)
+        return cache[rel] or match.group(0)
+
+    return _PANEL_CDN.sub(replace, text)
+
+
+def _frames_grid(hmap: hv.HoloMap) -> hv.Layout:
+    """The frames of a HoloMap of overlays side by side: the shared part of the frame titles
+    goes to the top, each panel keeps its key, legends move inside the axes."""
+    panels, heads = [], set()
+    for key, frame in hmap.data.items():
+        full = hv.Store.lookup_options("matplotlib", frame, "plot").kwargs.get("title", "")
+        head, _, tail = str(full).partition(" — ")
+        heads.add(head)
+        label = tail or key_label([d.name for d in hmap.kdims], key)
+        panels.append(frame.opts(backend="matplotlib", clone=True, title=label,
+                                 legend_position="best", fig_size=110))
+    layout = hv.Layout(panels).cols(min(len(panels), 3))
+    return layout.opts(backend="matplotlib", sublabel_format="",
+                       title=heads.pop() if len(heads) == 1 else "")
+
+
+def save(obj: Any, path_stem: str | os.PathLike[str],
+         formats: Sequence[str] = ("html", "png"), *, title_text: str | None = None,
+         dpi: int = 90) -> list[Path]:
+    """Write ``obj`` as ``<path_stem>.html`` (bokeh, resources inline: works offline) and/or
+    ``<path_stem>.png``/``.svg`` (matplotlib, no browser needed). Returns the written paths.
+
+    A HoloMap keeps its sliders in HTML; in a static format it becomes a grid of its frames
+    (up to six) or its last frame. The current holoviews backend is left as it was.
+    """
+    from bokeh.resources import INLINE
+
+    formats = (formats,) if isinstance(formats, str) else tuple(formats)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats: must be a non-empty selection of {FORMATS}, got {formats!r}")
+    load_backends()
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = stem.parent / f"{stem.name}.{fmt}"
+        with atomic_path(path, suffix=f".{fmt}") as tmp:
+            if fmt == "html":
+                with use_backend("bokeh"), _quiet_progress():
+                    hv.save(obj, tmp, backend="bokeh", resources=INLINE,
+                            title=title_text or stem.name)
+                tmp.write_text(inline_assets(tmp.read_text(encoding="utf-8")),
+                               encoding="utf-8")
+            else:
+                with use_backend("matplotlib"):
+                    renderer = hv.renderer("matplotlib").instance(dpi=dpi, fig=fmt)
+                    renderer.save(_static(obj), str(tmp.with_suffix("")), fmt=fmt)
+                    _close_figures()
+        written.append(path)
+    return written
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Silence the progress bar that panel prints while it embeds the frames of a HoloMap."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        yield
+
+
+def _close_figures() -> None:
+    """Free the matplotlib figures the renderer leaves open (a sweep exports many)."""
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

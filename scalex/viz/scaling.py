@@ -1,0 +1,243 @@
+"""The standard pictures of scaling-law results, with holoviews, and their export.
+
+Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
+holoviews object that renders with both the bokeh backend (interactive HTML) and the
+matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
+``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
+
+Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
+(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
+sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
+
+Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import xarray as xr
+
+from scalex.viz.series import (
+    curve_label,
+    frames_by_key,
+    holomap,
+    reduce_seeds,
+    result_attrs,
+    series_elements,
+    split_dims,
+    sweep_dims,
+    valid,
+)
+from scalex.viz.style import (
+    HEIGHT,
+    THEORY_COLOR,
+    WIDTH,
+    dimension,
+    fmt,
+    frame_style,
+    key_label,
+    line_style,
+    load_backends,
+    no_minor_labels,
+    palette,
+    styled,
+    symbol_of,
+    title,
+)
+
+
+# ----------------------------------------------------------------------------- local exponent
+def predicted_exponent(beta: float) -> float:
+    """β/(1+β): the decay exponent of ε_g ∝ α^(−β/(1+β)) (THEORY §4, linear activation)."""
+    if not beta > 0:
+        raise ValueError(f"beta: must be > 0, got {beta!r}")
+    return beta / (1.0 + beta)
+
+
+def _local_exponent_data(ds: xr.Dataset | xr.DataArray, variable: str) -> xr.DataArray:
+    """The local exponent of ``ds`` from `scalex.analysis.local_exponent`, or ``ds`` itself."""
+    if isinstance(ds, xr.DataArray) and ds.name != "eg":
+        return ds
+    if isinstance(ds, xr.Dataset) and variable in ds.data_vars:
+        return ds[variable]
+
+    analysis = import_module("scalex.analysis.measures")  # lazy: plots import without it
+
+    out = analysis.local_exponent(ds)
+    if isinstance(out, xr.Dataset):
+        out = out[variable] if variable in out.data_vars else next(iter(out.data_vars.values()))
+    return out
+
+
+def local_exponent(
+    ds: xr.Dataset | xr.DataArray,
+    over: str | None = None,
+    *,
+    beta: float | None = None,
+    variable: str = "local_exponent",
+    band: str | None = "minmax",
+    cmap: str = "viridis",
+    title_text: str | None = None,
+    ylim: tuple[float, float] | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> hv.Overlay | hv.HoloMap:
+    """The local exponent −d ln ε_g / d ln α against α, with β/(1+β) as an `hv.HLine`.
+
+    ``ds`` is a result Dataset (the exponent is computed by `scalex.analysis.local_exponent`),
+    or a DataArray / Dataset that already holds ``variable``. ``beta`` defaults to the β of the
+    run (``attrs["beta"]``, or the ``beta`` sweep coordinate, one reference line per β then).
+    """
+    load_backends()
+    da = _local_exponent_data(ds, variable)
+    attrs = {**result_attrs(ds), **{k: v for k, v in da.attrs.items() if k not in ("long_name",
+                                                                            "units")}}
+    if "long_name" not in da.attrs:
+        da = da.assign_attrs(long_name="local exponent −d ln ε_g / d ln α", units="1")
+    over, sliders = split_dims(da, attrs, over)
+    xdim, ydim = dimension(da["alpha"], "alpha"), dimension(da, "local_exponent")
+    fixed = title(attrs, skip=[*sliders, *([over] if over else [])])
+    head = title_text or "local exponent" + (f": {fixed}" if fixed else "") + \
+        " (dashed: β/(1+β))"
+    frames = {}
+    for key, members in frames_by_key(da, over, sliders):
+        colors = palette(len(members), cmap)
+        elements: list[Any] = []
+        for (value, sub), color in zip(members, colors):
+            series = reduce_seeds(sub, band, "alpha")
+            elements += series_elements(series, xdim, ydim, color,
+                                         curve_label(over, value, series, "measured"),
+                                         logx=True, logy=False)
+            if over == "beta" and beta is None:
+                elements.append(_reference(predicted_exponent(float(value)), color))
+        if not (over == "beta" and beta is None):
+            b = beta
+            if b is None:
+                selection = dict(zip(sliders, key))
+                b = float(selection["beta"]) if "beta" in selection else attrs.get("beta")
+            if b is not None and float(b) > 0:
+                elements.append(_reference(predicted_exponent(float(b)), "black"))
+        frame_title = head + (f" — {key_label(sliders, key)}" if sliders else "")
+        frames[key] = styled(hv.Overlay(elements),
+                             **frame_style(width, height, frame_title, logx=True, logy=False,
+                                          ylim=ylim))
+    return holomap(frames, sliders, da)
+
+
+def _reference(value: float, color: str) -> hv.HLine:
+    line = hv.HLine(value, label=f"β/(1+β) = {value:.3g}")
+    return styled(line, **line_style(color, 1.5, "dashed", 0.9, hover=False))
+
+
+# ----------------------------------------------------------------------------- plateau length
+def _measured_plateau(data: xr.Dataset) -> xr.Dataset:
+    if "plateau_length" in data.data_vars:
+        return data
+
+    analysis = import_module("scalex.analysis.measures")  # lazy: plots import without it
+
+    return analysis.plateau(data)
+
+
+def plateau_length(
+    data: xr.Dataset,
+    x: str = "L",
+    over: str | None = "K",
+    *,
+    predicted: xr.DataArray | str | None = "auto",
+    cmap: str = "viridis",
+    logx: bool = True,
+    logy: bool = True,
+    title_text: str | None = None,
+    width: int = WIDTH,
+    height: int = HEIGHT,
+) -> hv.Overlay | hv.HoloMap:
+    """Plateau length against ``x`` (default L), overlaid over ``over`` (default K), log axes.
+
+    ``data`` is a sweep result (the plateau is measured by `scalex.analysis.plateau`) or a
+    summary/plateau Dataset holding ``plateau_length`` (seed mean ± std as error bars).
+    ``predicted`` is the escape-theory prediction (THEORY §5, plateau length ≈ ln(1/asymmetry)/μ)
+    as a DataArray over the same dims, the name of a variable of ``data``, ``"auto"`` (the
+    variable ``plateau_length_predicted`` if present, else none), ``"escape"`` (compute it now
+    for every sweep point and seed with `scalex.catalog.escape_predictions`; this solves the
+    escape theory once per member and can take long) or ``None``.
+    Measured points are `hv.Scatter` with `hv.ErrorBars`; the prediction is a dashed `hv.Curve`.
+    """
+    load_backends()
+    measured = _measured_plateau(data)
+    length = measured["plateau_length"]
+    if x not in length.dims:
+        raise ValueError(f"x: {x!r} is not a dimension of plateau_length (dims {length.dims})")
+    if over is not None and over not in length.dims:
+        over = None
+    pred = _predicted_plateau(data, measured, predicted)
+    attrs = {**result_attrs(data)}
+    sliders = [d for d in sweep_dims(length, attrs) if d not in (x, over)]
+    xdim = dimension(length[x], x)
+    ydim = dimension(length.assign_attrs(
+        long_name=length.attrs.get("long_name", "plateau length"),
+        units=length.attrs.get("units", "1")), "plateau_length")
+    fixed = title({k: v for k, v in attrs.items() if k != "method"},
+                  skip=[x, *sliders, *([over] if over else [])])
+    head = title_text or "plateau length" + (f": {fixed}" if fixed else "")
+    frames = {}
+    for key, members in frames_by_key(length, over, sliders):
+        colors = palette(len(members), cmap)
+        elements: list[Any] = []
+        for (value, sub), color in zip(members, colors):
+            series = reduce_seeds(sub, "std", x)
+            label = f"{symbol_of(over)}={fmt(value)} measured" if over else "measured"
+            ok = valid(series.x, series.y, logx=logx, logy=logy)
+            points = hv.Scatter((series.x[ok], series.y[ok]), kdims=[xdim], vdims=[ydim],
+                                label=label)
+            elements.append(styled(points, bokeh={"color": color, "size": 8,
+                                                  "tools": ["hover"]},
+                                   matplotlib={"color": color, "s": 40}))
+            if series.lo is not None:
+                err = (series.hi - series.y)[ok]
+                bars = hv.ErrorBars((series.x[ok], series.y[ok], err), kdims=[xdim],
+                                    vdims=[ydim, "yerr"])
+                elements.append(styled(bars, bokeh={"color": color},
+                                       matplotlib={"color": color}))
+            if pred is not None:
+                selection = dict(zip(sliders, key))
+                if over is not None:
+                    selection[over] = value
+                p = pred.sel({d: v for d, v in selection.items() if d in pred.dims})
+                p_series = reduce_seeds(p, None, x)
+                p_label = f"{symbol_of(over)}={fmt(value)} predicted" if over else "predicted"
+                elements += series_elements(p_series, xdim, ydim,
+                                             color if over else THEORY_COLOR, p_label,
+                                             logx=logx, logy=logy, dash="dashed")
+        frame_title = head + (f" — {key_label(sliders, key)}" if sliders else "")
+        style = frame_style(width, height, frame_title, logx=logx, logy=logy)
+        ticks = np.asarray(length[x].values)
+        if ticks.size <= 12 and np.issubdtype(ticks.dtype, np.number):
+            for options in style.values():  # the swept values themselves, not 2×10⁰
+                options["xticks"] = [(float(t), fmt(t)) for t in ticks]
+            style["matplotlib"]["hooks"] = [no_minor_labels]
+        frames[key] = styled(hv.Overlay(elements), **style)
+    return holomap(frames, sliders, length)
+
+
+def _predicted_plateau(data: xr.Dataset, measured: xr.Dataset,
+                       predicted: xr.DataArray | str | None) -> xr.DataArray | None:
+    if predicted is None or isinstance(predicted, xr.DataArray):
+        return predicted
+    if predicted == "escape":
+        if "scalex_setup" not in data.attrs:
+            raise ValueError("predicted: 'escape' needs a scalex result (its Setup attributes)")
+        from scalex.experiments.catalog import escape_predictions  # per member: sweep point × seed
+
+        return escape_predictions(data)
+    name = "plateau_length_predicted" if predicted == "auto" else predicted
+    for source in (measured, data):
+        if name in source.data_vars:
+            return source[name]
+    if predicted == "auto":
+        return None
+    raise ValueError(f"predicted: no variable {predicted!r} in the data")

@@ -1,0 +1,216 @@
+"""The standard pictures of scaling-law results, with holoviews, and their export.
+
+Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
+holoviews object that renders with both the bokeh backend (interactive HTML) and the
+matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
+``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
+
+Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
+(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
+sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
+
+Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import xarray as xr
+
+#: dims that belong to one run; everything else except ``seed`` is a sweep dim
+CORE_DIMS = ("alpha", "group", "student_i", "student_j", "teacher_n", "teacher_m")
+
+
+BANDS = ("std", "minmax", None)
+
+
+#: short names for legends and titles
+SYMBOLS = {"beta": "β", "eta": "η", "sigma_J": "σ_J", "noise": "s", "trainable": "N_l",
+           "alpha": "α", "seed": "seed"}
+
+
+METHODS = {"ode": "ODE", "simulate": "SGD simulation", "sgd": "SGD simulation",
+           "sgd_real_data": "SGD on real data", "linear": "linear theory",
+           "initial": "initial condition"}
+
+
+THEORY_COLOR = "#d62728"
+#: default frame size (screen pixels) of every plot
+WIDTH, HEIGHT = 640, 420
+
+
+# ----------------------------------------------------------------------------- backends
+_LOADED = False
+
+
+def load_backends() -> None:
+    """Register the bokeh and matplotlib plotting backends without a notebook.
+
+    Importing a holoviews plotting backend makes it the current one; the previous current
+    backend is restored so that loading scalex.plot changes no global state.
+    """
+    global _LOADED
+    if _LOADED:
+        return
+    current = hv.Store.current_backend
+    for module in ("holoviews.plotting.bokeh", "holoviews.plotting.mpl"):
+        importlib.import_module(module)
+
+    hv.Store.set_current_backend(current)
+    _LOADED = True
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Make ``name`` the current holoviews backend for the block only."""
+    load_backends()
+    previous = hv.Store.current_backend
+    hv.Store.set_current_backend(name)
+    try:
+        yield
+    finally:
+        hv.Store.set_current_backend(previous)
+
+
+def styled(obj: Any, **per_backend: Mapping[str, Any]) -> Any:
+    """Apply options for each backend (``bokeh=...``, ``matplotlib=...``) to ``obj``."""
+    load_backends()
+    for backend, options in per_backend.items():
+        if options:
+            obj = obj.opts(backend=backend, **options)
+    return obj
+
+
+_MPL_DASH = {"solid": "-", "dashed": "--", "dotted": ":", "dashdot": "-."}
+
+
+def line_style(color: str, width: float = 2.0, dash: str = "solid", alpha: float = 1.0,
+                hover: bool = True) -> dict[str, dict[str, Any]]:
+    bokeh: dict[str, Any] = {"color": color, "line_width": width, "line_dash": dash,
+                             "alpha": alpha}
+    if hover:
+        bokeh["tools"] = ["hover"]
+    return {"bokeh": bokeh,
+            "matplotlib": {"color": color, "linewidth": 0.75 * width,
+                           "linestyle": _MPL_DASH[dash], "alpha": alpha}}
+
+
+def fill_style(color: str, alpha: float = 0.2) -> dict[str, dict[str, Any]]:
+    return {"bokeh": {"fill_color": color, "fill_alpha": alpha, "line_alpha": 0.0},
+            "matplotlib": {"facecolor": color, "alpha": alpha, "linewidth": 0}}
+
+
+def frame_style(width: int, height: int, title: str, *, logx: bool = True, logy: bool = True,
+                 legend: bool = True, ylim: tuple[float, float] | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """Plot-level options of one overlay, for both backends."""
+    common: dict[str, Any] = {"logx": logx, "logy": logy, "show_grid": True, "title": title,
+                              "show_legend": legend}
+    if ylim is not None:
+        common["ylim"] = tuple(ylim)
+    # holoviews' matplotlib backend measures a log axis in natural-log units while matplotlib
+    # uses decades, so on semi-log axes the requested aspect is off by ln 10
+    aspect = width / height * (math.log(10) if logx and not logy else 1.0) / (
+        math.log(10) if logy and not logx else 1.0)
+    return {
+        "bokeh": {**common, "width": width, "height": height, "legend_position": "right",
+                  "fontscale": 1.1},
+        "matplotlib": {**common, "aspect": aspect, "fig_size": 160,
+                       "legend_position": "right"},
+    }
+
+
+# ----------------------------------------------------------------------------- labels
+def dimension(obj: xr.DataArray | None, name: str) -> hv.Dimension:
+    """A holoviews Dimension named ``name`` whose label and unit come from ``obj.attrs``.
+
+    ``long_name`` becomes the axis label; ``units`` is appended unless it is "1"
+    (dimensionless) or empty.
+    """
+    attrs = {} if obj is None else obj.attrs
+    label = str(attrs.get("long_name", name))
+    units = str(attrs.get("units", "")).strip()
+    spec: dict[str, Any] = {"label": label}
+    if units and units != "1":
+        spec["unit"] = units
+    return hv.Dimension(name, **spec)
+
+
+def short_label(label: str) -> str:
+    """The symbol of a long name such as "student-teacher overlap r^τ_in = J_i P_τ B_n / N"."""
+    head = label.split("=")[0].strip()
+    return head.split()[-1] if "=" in label and head else label
+
+
+def symbol_of(name: str) -> str:
+    return SYMBOLS.get(name, name)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.4g}"
+    if isinstance(value, np.generic):
+        return str(value.item())
+    return str(value)
+
+
+def key_label(dims: Sequence[str], key: Sequence[Any]) -> str:
+    return ", ".join(f"{symbol_of(d)}={fmt(v)}" for d, v in zip(dims, key))
+
+
+def title(attrs: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
+    """A one-line title with the key parameters of the run recorded in ``attrs``.
+
+    Parameters named in ``skip`` (typically the sweep dims) are left out.
+    """
+    skip = set(skip) | set(str(attrs.get("sweep_dims", "")).split())
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        # an axis "K=M" of scalex.sweep sets several fields
+        skip |= {name.strip() for key in json.loads(attrs.get("sweep_over", "{}"))
+                 for name in str(key).split("=")}
+    method = METHODS.get(str(attrs.get("method", "")), str(attrs.get("method", "")))
+    parts = []
+    for key in ("K", "M", "N", "L"):
+        if key in attrs and key not in skip:
+            parts.append(f"{key}={fmt(attrs[key])}")
+    if "eigenvalues" in attrs:
+        parts.append("explicit spectrum")
+    elif "beta" in attrs and "beta" not in skip:
+        parts.append(f"β={fmt(attrs['beta'])}")
+    for key in ("eta", "sigma_J"):
+        if key in attrs and key not in skip:
+            parts.append(f"{symbol_of(key)}={fmt(attrs[key])}")
+    if "trainable" in attrs and "trainable" not in skip and "N" in attrs and (
+        int(attrs["trainable"]) < int(attrs["N"])
+    ):
+        parts.append(f"N_l={fmt(attrs['trainable'])}")
+    if attrs.get("activation") == "linear":
+        parts.append("linear g")
+    head = f"{method}: " if method else ""
+    return head + " ".join(parts)
+
+
+def palette(n: int, cmap: str) -> list[str]:
+    """``n`` colours sampled from a matplotlib colour map (its pale top end left out)."""
+    import matplotlib as mpl
+    from matplotlib.colors import to_hex
+
+    if n == 1:
+        return ["#1f77b4"]
+    colormap = mpl.colormaps[cmap]
+    return [to_hex(colormap(x)) for x in np.linspace(0.0, 0.88, n)]
+
+
+def no_minor_labels(plot: Any, element: Any) -> None:
+    """matplotlib hook: no labels on the minor ticks of a log x axis with explicit ticks."""
+    from matplotlib.ticker import NullFormatter
+
+    plot.handles["axis"].xaxis.set_minor_formatter(NullFormatter())
