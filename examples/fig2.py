@@ -22,7 +22,8 @@ import xarray as xr
 
 from scalex.analysis.measures import fit_power_law
 from scalex.engines.linear_asymptotics import asymptotics
-from scalex.experiments.catalog import load_catalog, run_entry
+from scalex.experiments.catalog import load_catalog
+from scalex.experiments.runner import run_entry
 from scalex.model.setup import Setup
 from scalex.viz import plots as plot
 

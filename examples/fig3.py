@@ -21,7 +21,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import NullFormatter
 
-from scalex.experiments.catalog import load_catalog, run_entry
+from scalex.experiments.catalog import load_catalog
+from scalex.experiments.runner import run_entry
 from scalex.model.setup import Setup
 from scalex.viz import plots as plot
 

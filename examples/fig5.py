@@ -22,7 +22,9 @@ from pathlib import Path
 import holoviews as hv
 import numpy as np
 
-from scalex.experiments.catalog import escape_predictions, load_catalog, run_entry
+from scalex.analysis.predictions import escape_predictions
+from scalex.experiments.catalog import load_catalog
+from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot
 
 ENTRY = "fig5_plateau"

@@ -21,8 +21,9 @@ from pathlib import Path
 import holoviews as hv
 
 from scalex.analysis.measures import fit_power_law
-from scalex.experiments.catalog import load_catalog, run_entry
-from scalex.experiments.grid import member_setup
+from scalex.experiments.catalog import load_catalog
+from scalex.experiments.runner import run_entry
+from scalex.schema import member_setup
 from scalex.viz import plots as plot
 
 

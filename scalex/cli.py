@@ -109,8 +109,8 @@ def _format_table(table: Any) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from scalex.experiments.catalog import run_entry
     from scalex.experiments.errors import KindUnavailableError, StoreMismatchError
+    from scalex.experiments.runner import run_entry
 
     catalog = _load(args.catalog)
     if args.entry not in catalog:
@@ -196,7 +196,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if "status" in ds:
         values, counts = np.unique(ds["status"].astype(str).values, return_counts=True)
         print("  status    " + ", ".join(f"{c}× {v}" for v, c in zip(values, counts, strict=True)))
-    from scalex.experiments.catalog import TABLE_COLUMNS, result_table, summarise_entry
+    from scalex.experiments.runner import TABLE_COLUMNS, result_table, summarise_entry
 
     if "eg" not in ds:  # an analysis file: show what it holds
         if any(name in ds for name in TABLE_COLUMNS):
@@ -219,7 +219,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from scalex.experiments.catalog import PlotSpec, make_plots
+    from scalex.experiments.catalog import PlotSpec
+    from scalex.experiments.runner import make_plots
 
     ds = _open(args.file)
     file = Path(args.file)

@@ -21,6 +21,7 @@ attrs
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +33,7 @@ from numpy.typing import ArrayLike
 
 from scalex._version import __version__
 from scalex.common.atomic import atomic_path
+from scalex.experiments.grid import parse_over
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import ATTR_KEY, Setup
 
@@ -292,3 +294,19 @@ def hierarchy(ds: xr.Dataset, l: int = 1, variable: str = "q") -> xr.DataArray:
     out = (ds[variable] * lam**l).sum("group", skipna=True)
     out.attrs = {"long_name": f"{variable.upper()}^({l}) = Σ_τ λ_τ^{l} {variable}^τ", "units": "1"}
     return out.rename(f"{variable.upper()}{l}")
+
+
+def member_setup(ds: xr.Dataset, **coords: Any) -> Setup:
+    """The `Setup` of one sweep member, e.g. ``member_setup(ds, L=4, K=2)``.
+
+    Every sweep dimension of ``ds`` (``attrs["sweep_dims"]``) must be given.
+    """
+    base = Setup.from_attrs(ds.attrs)
+    over = json.loads(ds.attrs.get("sweep_over", "{}"))
+    axes = parse_over(over)
+    missing = [ax.dim for ax in axes if ax.dim not in coords]
+    if missing:
+        raise ValueError(f"coords: missing sweep dimension(s) {missing}")
+    changes = {name: coords[ax.dim] for ax in axes for name in ax.fields}
+    changes = {k: v.item() if isinstance(v, np.generic) else v for k, v in changes.items()}
+    return base.replace(**changes)

@@ -15,16 +15,10 @@ import xarray as xr
 import yaml
 
 import scalex
-from scalex.experiments.catalog import (
-    CatalogError,
-    alpha_grid,
-    escape_predictions,
-    load_catalog,
-    parse_catalog,
-    result_table,
-    run_entry,
-    write_intake_catalog,
-)
+from scalex.analysis.predictions import escape_predictions
+from scalex.experiments.catalog import CatalogError, alpha_grid, load_catalog, parse_catalog
+from scalex.experiments.intake import write_intake_catalog
+from scalex.experiments.runner import result_table, run_entry
 from scalex.experiments.sweep import sweep
 
 PAPER = load_catalog()

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 import scalex
 from scalex.experiments.errors import KindUnavailableError, SweepWarning
-from scalex.experiments.grid import grid_members, member_setup
+from scalex.experiments.grid import grid_members
 from scalex.experiments.kinds import KINDS, Kind, register_kind
 from scalex.experiments.store import member_path, open_store
 from scalex.experiments.sweep import sweep
 from scalex.model.weights import initial_overlaps
-from scalex.schema import DivergenceWarning, make_dataset
+from scalex.schema import DivergenceWarning, make_dataset, member_setup
 
 ALPHA = np.array([0.0, 0.25, 1.0, 4.0])
 BASE = scalex.Setup(K=2, M=2, N=16, L=1, eta=0.1)

@@ -44,13 +44,11 @@ Schedulers
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import numpy as np
-import xarray as xr
 
 from scalex.common.seeds import check_seeds
 from scalex.model.setup import Setup
@@ -139,17 +137,3 @@ def grid_members(
     ]
 
 
-def member_setup(ds: xr.Dataset, **coords: Any) -> Setup:
-    """The `Setup` of one sweep member, e.g. ``member_setup(ds, L=4, K=2)``.
-
-    Every sweep dimension of ``ds`` (``attrs["sweep_dims"]``) must be given.
-    """
-    base = Setup.from_attrs(ds.attrs)
-    over = json.loads(ds.attrs.get("sweep_over", "{}"))
-    axes = parse_over(over)
-    missing = [ax.dim for ax in axes if ax.dim not in coords]
-    if missing:
-        raise ValueError(f"coords: missing sweep dimension(s) {missing}")
-    changes = {name: coords[ax.dim] for ax in axes for name in ax.fields}
-    changes = {k: v.item() if isinstance(v, np.generic) else v for k, v in changes.items()}
-    return base.replace(**changes)

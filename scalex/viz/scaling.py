@@ -231,7 +231,7 @@ def _predicted_plateau(data: xr.Dataset, measured: xr.Dataset,
     if predicted == "escape":
         if "scalex_setup" not in data.attrs:
             raise ValueError("predicted: 'escape' needs a scalex result (its Setup attributes)")
-        from scalex.experiments.catalog import escape_predictions  # per member: sweep point × seed
+        from scalex.analysis.predictions import escape_predictions
 
         return escape_predictions(data)
     name = "plateau_length_predicted" if predicted == "auto" else predicted

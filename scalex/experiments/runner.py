@@ -1,0 +1,315 @@
+"""Experiment catalogs: named, declarative sweeps in YAML (schema in catalogs/README.md).
+
+A catalog file holds ``entries``, each a complete experiment::
+
+    entries:
+      fig1:
+        description: Plateau shortens as L grows (ODE, K = M = 2).
+        kind: ode                    # ode | simulate | linear | a registered sweep kind
+        setup: {K: 2, M: 2, N: 1024, eta: 0.1, beta: 1.0, sigma_J: 0.01}
+        over: {L: [1, 4, 16, 64]}    # sweep axes: Setup fields ("K=M" links two fields)
+        seeds: [0]                   # or an integer n for seeds 0..n-1
+        alpha: {start: 1e-2, stop: 1e4, num: 121, spacing: log, zero: true}
+        kind_options: {rtol: 1.0e-6} # keyword arguments of the kind
+        compare: [linear]            # other kinds run on the same grid, for comparison
+        analyses: [summary, escape]
+        plots: [learning_curves, {name: plateau_length, x: L, over: null}]
+        cost: "~10 s on 2 cores"
+
+`load_catalog` validates everything before anything runs: an unknown field, a wrong type or an
+invalid `Setup` raises `CatalogError` naming the file, the entry and the field. `run_entry` runs
+one entry into an output folder (the result store, the combined NetCDF files, an analysis
+summary, plots, an optional HTML report and an intake catalog); the ``scalex`` CLI is a thin
+front to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from scalex.analysis.predictions import ESCAPE_TIMEOUT_S, escape_predictions
+from scalex.experiments.catalog import Entry, PlotSpec
+from scalex.experiments.intake import write_intake_catalog
+from scalex.experiments.kinds import KINDS
+from scalex.experiments.sweep import sweep
+
+
+# ---------------------------------------------------------------------------------- running
+@dataclass
+class RunResult:
+    """What `run_entry` produced: datasets, the printed table, written files and problems."""
+
+    entry: Entry
+    out_dir: Path
+    dataset: xr.Dataset
+    comparisons: dict[str, xr.Dataset] = field(default_factory=dict)
+    summary: xr.Dataset | None = None
+    table: Any = None
+    files: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+#: summary variables shown in tables, in this order (when present)
+TABLE_COLUMNS = ("plateau_length", "plateau_length_predicted", "plateau_height", "exponent",
+                 "convergence", "convergence_rate", "convergence_exponent")
+
+
+def _mode(values: NDArray[Any], axis: int) -> NDArray[Any]:
+    """Most frequent entry along ``axis`` (for categorical summary variables over seeds)."""
+    moved = np.moveaxis(values, axis, -1)
+    out = np.empty(moved.shape[:-1], dtype=object)
+    for index in np.ndindex(*out.shape):
+        labels, counts = np.unique(moved[index].astype(str), return_counts=True)
+        out[index] = labels[np.argmax(counts)]
+    return out
+
+
+def result_table(
+    summary: xr.Dataset, ds: xr.Dataset | None = None, columns: Sequence[str] | None = None
+) -> Any:
+    """A pandas DataFrame of per-member measures: one row per sweep point, seeds averaged.
+
+    ``columns`` default to those of `TABLE_COLUMNS` present in ``summary`` (else every
+    numeric variable over sweep dims and seed). Numbers are averaged over ``seed`` (NaN
+    skipped), labels such as ``convergence`` take their most frequent value. With ``ds``, a
+    column ``not_ok`` counts the members whose status is not "ok".
+    """
+    import pandas as pd
+
+    listed = str(summary.attrs.get("sweep_dims", "")
+                 or (ds.attrs.get("sweep_dims", "") if ds is not None else ""))
+    dims = [d for d in listed.split() if d in summary.dims]
+    allowed = {*dims, "seed"}
+    usable = [n for n in summary.data_vars if set(summary[n].dims) <= allowed]
+    if columns is None:
+        columns = [n for n in TABLE_COLUMNS if n in usable] or [
+            n for n in usable if summary[n].dtype.kind in "fiu"]
+    table: dict[str, xr.DataArray] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN means
+        for n in columns:
+            da = summary[n]
+            if "seed" in da.dims and da.dtype.kind in "fiub":
+                da = da.astype(float).mean("seed", skipna=True)
+            elif "seed" in da.dims:
+                da = xr.apply_ufunc(_mode, da, input_core_dims=[["seed"]],
+                                    kwargs={"axis": -1})
+            table[str(n)] = da.reset_coords(drop=True)
+        if ds is not None and "status" in ds:
+            bad = ds["status"].astype(str) != "ok"
+            table["not_ok"] = (bad.sum("seed") if "seed" in bad.dims
+                               else bad.astype(int)).reset_coords(drop=True)
+    if not table:
+        return pd.DataFrame()
+    if dims:
+        frame = xr.Dataset(table).transpose(*dims).to_dataframe()
+        return frame[[c for c in table if c in frame.columns]]
+    return pd.DataFrame({k: [v.values.item()] for k, v in table.items()})
+
+
+@contextlib.contextmanager
+def _collect_warnings(problems: list[str]) -> Iterator[None]:
+    """Turn the warnings scalex itself issues into notes; drop third-party noise."""
+    from scalex.experiments.errors import SweepWarning
+    from scalex.schema import DivergenceWarning
+
+    scalex_dir = str(Path(__file__).resolve().parents[1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        ours = issubclass(w.category, (SweepWarning, DivergenceWarning)) or (
+            str(w.filename).startswith(scalex_dir)
+            and not issubclass(w.category, (DeprecationWarning, FutureWarning)))
+        text = f"{w.category.__name__}: {w.message}"
+        if ours and text not in problems:
+            problems.append(text)
+
+
+def _plot_data(
+    spec: PlotSpec, ds: xr.Dataset, comparisons: Mapping[str, xr.Dataset],
+    summary: xr.Dataset | None,
+) -> tuple[Any, ...]:
+    if spec.name == "compare":
+        if not comparisons:
+            raise ValueError("the 'compare' plot needs a 'compare' kind in the entry")
+        return (ds, next(iter(comparisons.values())))
+    if spec.name == "plateau_length" and summary is not None and "plateau_length" in summary:
+        return (summary,)
+    return (ds,)
+
+
+def make_plots(
+    plots: Sequence[PlotSpec],
+    ds: xr.Dataset,
+    out_dir: Path,
+    *,
+    comparisons: Mapping[str, xr.Dataset] | None = None,
+    summary: xr.Dataset | None = None,
+    problems: list[str] | None = None,
+) -> dict[str, tuple[Any, list[Path]]]:
+    """Draw and save each plot as ``out_dir/<file>.html`` and ``.png``; failures are reported
+    in ``problems`` and skipped."""
+    problems = problems if problems is not None else []
+    try:
+        from scalex.viz import plots as plot
+    except Exception as err:  # a broken plotting stack must not lose the results
+        problems.append(
+            f"plots skipped: scalex.plot cannot be imported ({type(err).__name__}: {err})")
+        return {}
+    made: dict[str, tuple[Any, list[Path]]] = {}
+    for spec in plots:
+        func = getattr(plot, spec.name, None)
+        if not callable(func):
+            problems.append(f"plot {spec.name!r} skipped: scalex.plot has no such function")
+            continue
+        try:
+            with _collect_warnings(problems):
+                obj = func(*_plot_data(spec, ds, comparisons or {}, summary), **spec.options)
+                paths = plot.save(obj, out_dir / spec.file, formats=("html", "png"))
+        except Exception as err:  # one broken plot must not stop the others
+            problems.append(f"plot {spec.name!r} failed: {type(err).__name__}: {err}")
+            continue
+        made[spec.file] = (obj, paths)
+    return made
+
+
+def summarise_entry(
+    ds: xr.Dataset,
+    analyses: Sequence[str],
+    problems: list[str],
+    escape_timeout: float | None = None,
+    workers: int | None = None,
+) -> xr.Dataset | None:
+    parts: list[xr.Dataset | xr.DataArray] = []
+    # An analysis that breaks must not lose the results it was asked to analyse.
+    if "summary" in analyses:
+        try:
+            from scalex.analysis.measures import summary
+
+            with _collect_warnings(problems):
+                parts.append(summary(ds))
+        except ImportError as err:
+            problems.append(f"analysis 'summary' skipped: scalex.analysis is not available ({err})")
+        except Exception as err:
+            problems.append(f"analysis 'summary' failed: {type(err).__name__}: {err}")
+    if "escape" in analyses:
+        # Predict only where a plateau was measured, when the summary says so.
+        where = next((p["has_plateau"] for p in parts if "has_plateau" in p), None)
+        try:
+            parts.append(escape_predictions(ds, timeout=escape_timeout, workers=workers,
+                                            problems=problems, where=where))
+        except ImportError as err:
+            problems.append(f"analysis 'escape' skipped: scalex.theory is not available ({err})")
+        except Exception as err:
+            problems.append(f"analysis 'escape' failed: {type(err).__name__}: {err}")
+    if not parts:
+        return None
+    out = xr.merge(parts, compat="override", join="outer", combine_attrs="drop_conflicts")
+    out.attrs.setdefault("sweep_dims", ds.attrs.get("sweep_dims", ""))
+    return out
+
+
+def run_entry(
+    entry: Entry,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    client: Any = None,
+    workers: int | None = None,
+    plots: bool = True,
+    report: bool = False,
+    progress: bool | None = None,
+    escape_timeout: float | None = ESCAPE_TIMEOUT_S,
+) -> RunResult:
+    """Run one catalog entry into ``out`` (default ``./scalex-results/<entry>``).
+
+    Writes ``store-<kind>/`` (the resumable member store), ``<entry>.nc`` (the combined result),
+    ``<entry>-<kind>.nc`` for each ``compare`` kind, ``<entry>-summary.nc`` (analyses), the
+    plots, ``report.html`` if ``report``, and ``catalog.yaml`` (intake). Problems that do not
+    invalidate the results (a failed plot, a failed member) are listed in ``problems``.
+    ``escape_timeout`` bounds the time (seconds) of the escape predictions, which run in
+    worker processes; None runs them in this process without a limit.
+    """
+    from scalex.schema import to_netcdf
+
+    out_dir = Path(out) if out is not None else Path("scalex-results") / entry.name
+    for kind in [entry.kind, *(k for k, _ in entry.compare)]:
+        KINDS[kind].check_available()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = RunResult(entry, out_dir, xr.Dataset())
+    tick = time.perf_counter()
+    common = dict(client=client, workers=workers, progress=progress)
+    with _collect_warnings(result.problems):
+        ds = entry.run(store=out_dir / f"store-{entry.kind}", **common).load()
+    ds.attrs.update(_entry_attrs(entry))
+    result.dataset = ds
+    result.files["result"] = to_netcdf(ds, out_dir / f"{entry.name}.nc")
+    for kind, options in entry.compare:
+        with _collect_warnings(result.problems):
+            other = sweep(kind, entry.setup, dict(entry.over), entry.seeds, entry.alpha_array,
+                          store=out_dir / f"store-{kind}", **common, **options).load()
+        other.attrs.update(_entry_attrs(entry))
+        result.comparisons[kind] = other
+        result.files[kind] = to_netcdf(other, out_dir / f"{entry.name}-{kind}.nc")
+    result.summary = summarise_entry(ds, entry.analyses, result.problems, escape_timeout, workers)
+    if result.summary is not None:
+        result.summary.attrs.update(_entry_attrs(entry))
+        result.files["summary"] = to_netcdf(result.summary, out_dir / f"{entry.name}-summary.nc")
+        result.table = result_table(result.summary, ds)
+    result.wall_time_s = time.perf_counter() - tick
+    made = {}
+    if plots and entry.plots:
+        made = make_plots(entry.plots, ds, out_dir, comparisons=result.comparisons,
+                          summary=result.summary, problems=result.problems)
+        for file, (_obj, paths) in made.items():
+            for p in paths:
+                result.files[f"plot {file}{p.suffix}"] = p
+    if report:
+        try:
+            from scalex.viz.report import report as write_report
+
+            tables: dict[str, Any] = {}
+            if result.summary is not None:
+                tables["Summary (seed mean)"] = result.table
+            result.files["report"] = write_report(
+                entry.name, ds, {f: obj for f, (obj, _p) in made.items()}, tables,
+                out_dir / "report.html", description=entry.description,
+                cost={"wall time [s]": round(result.wall_time_s, 2),
+                      "members": entry.n_members, "estimate": entry.cost or ""},
+            )
+        except Exception as err:  # the results are written already; report the problem
+            result.problems.append(f"report failed: {type(err).__name__}: {err}")
+    sources = {entry.name: (result.files["result"], entry.description)}
+    for kind in result.comparisons:
+        sources[f"{entry.name}-{kind}"] = (result.files[kind],
+                                           f"{kind} on the grid of {entry.name}")
+    if "summary" in result.files:
+        sources[f"{entry.name}-summary"] = (result.files["summary"],
+                                            f"analyses {list(entry.analyses)} of {entry.name}")
+    result.files["intake catalog"] = write_intake_catalog(out_dir / "catalog.yaml", sources)
+    return result
+
+
+def _entry_attrs(entry: Entry) -> dict[str, Any]:
+    return {
+        "catalog_entry": entry.name,
+        "catalog_file": entry.source,
+        "catalog_description": entry.description,
+        "catalog_plots": json.dumps(
+            [{"name": p.name, "file": p.file, **p.options} for p in entry.plots]
+        ),
+        "catalog_compare": " ".join(k for k, _ in entry.compare),
+    }
