@@ -18,7 +18,6 @@ scatter by factors of 10; ``OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1`` gives s
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from functools import partial
@@ -26,17 +25,9 @@ from functools import partial
 import numpy as np
 from scipy.linalg import expm
 
+from scalex.common.scripts import best_of, script_parser
 from scalex.engines.linear import exact_errors, linear_theory
 from scalex.model.setup import Setup
-
-
-def best_of(func, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = func()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def problem(L: int, beta: float = 1.0, eta: float = 0.01):
@@ -65,10 +56,8 @@ def max_rel(a, b):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser = script_parser(__doc__, repeat=3, quick=True)
     parser.add_argument("--full", action="store_true", help="also dense eigh at L = 4096")
-    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     n_alpha = 500
     eta = 0.01

@@ -23,7 +23,6 @@ Timings are the best of ``--repeat`` runs (the machine may be shared).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
@@ -31,6 +30,7 @@ import time
 
 import numpy as np
 
+from scalex.common.scripts import best_of, script_parser
 from scalex.engines.ode import solve_ode
 from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.setup import Setup
@@ -44,14 +44,6 @@ def fig1(L: int, **changes) -> Setup:
     return Setup(**{"K": 2, "M": 2, "N": 1024, "L": L, "eta": 0.1, "beta": 1.0,
                     "sigma_J": 0.01, **changes})
 
-
-def best(func, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = func()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
 
 
 def max_rel_error(eg: np.ndarray, ref: np.ndarray) -> float:
@@ -112,7 +104,7 @@ def case_a(Ls, repeat):
     rows, refs, t1 = {}, {}, None
     for L in Ls:
         setup = fig1(L)
-        t, ds = best(lambda s=setup: solve_ode(s, ALPHA, progress=False), repeat)
+        t, ds = best_of(lambda s=setup: solve_ode(s, ALPHA, progress=False), repeat)
         ref = solve_ode(setup, ALPHA, rtol=1e-10, atol=1e-14, progress=False).eg.values
         refs[L] = ref
         t1 = t if t1 is None else t1
@@ -142,7 +134,7 @@ def case_b(refs, rows, repeat, rk4_alpha, Ls):
           f"{t_rk4:.1f} s; max rel error on its range {err_rk4:.1e}")
     # solve_ode at the tolerance that matches RK4's accuracy on the same range.
     for rtol in (1e-6, 1e-7, 1e-8, 1e-9, 1e-10):
-        t, ds = best(lambda r=rtol: solve_ode(setup, ALPHA, rtol=r, atol=r * 1e-3,
+        t, ds = best_of(lambda r=rtol: solve_ode(setup, ALPHA, rtol=r, atol=r * 1e-3,
                                               progress=False), repeat)
         err = max_rel_error(ds.eg.values[: out.size], refs[1][: out.size])
         print(f"  solve_ode rtol {rtol:.0e}: {t:.3f} s, max rel error {err:.1e}, "
@@ -173,7 +165,7 @@ def case_c(refs, repeat, explicit_alpha, Ls):
                           ("scipy BDF + SuperLU", {"method": "BDF"}),
                           ("scipy Radau + SuperLU", {"method": "Radau"})):
             rep = repeat if "Radau" not in label else 1
-            t, ds = best(lambda s=setup, k=kw: solve_ode(s, ALPHA, progress=False, **k), rep)
+            t, ds = best_of(lambda s=setup, k=kw: solve_ode(s, ALPHA, progress=False, **k), rep)
             a = ds.attrs
             print(f"| {L} | {label} | {t:.3f} | {a['n_rhs_evaluations']} | "
                   f"{a['n_lu_decompositions']} | {max_rel_error(ds.eg.values, refs[L]):.1e} |",
@@ -181,14 +173,14 @@ def case_c(refs, repeat, explicit_alpha, Ls):
         # Explicit: full run for small L, else extrapolate from α ≤ explicit_alpha.
         amax = ALPHA[-1] if L <= 64 else explicit_alpha
         grid = ALPHA[ALPHA <= amax]
-        t, ds = best(lambda s=setup, g=grid: solve_ode(s, g, method="DOP853", progress=False), 1)
+        t, ds = best_of(lambda s=setup, g=grid: solve_ode(s, g, method="DOP853", progress=False), 1)
         if amax >= ALPHA[-1]:
             err = f"{max_rel_error(ds.eg.values, refs[L]):.1e}"
             print(f"| {L} | DOP853 | {t:.3f} | {ds.attrs['n_rhs_evaluations']} | 0 | {err} |")
         else:
             # Stability-limited step: cost ∝ α; measure the rate over the second half.
             half = grid[grid <= amax / 2]
-            t_half, _ = best(lambda s=setup, g=half: solve_ode(s, g, method="DOP853",
+            t_half, _ = best_of(lambda s=setup, g=half: solve_ode(s, g, method="DOP853",
                                                                progress=False), 1)
             rate = (t - t_half) / (amax - amax / 2)
             est = t + rate * (ALPHA[-1] - amax)
@@ -205,7 +197,7 @@ def case_d(repeat):
     print("| method | rtol | wall [s] | RHS evals | LU | max rel err ε_g |")
     print("|---|---|---|---|---|---|")
     for method, rtol in (("arrowhead", 1e-6), ("DOP853", 1e-6), ("DOP853", 1e-8)):
-        t, ds = best(lambda m=method, r=rtol: solve_ode(setup, alpha, method=m, rtol=r,
+        t, ds = best_of(lambda m=method, r=rtol: solve_ode(setup, alpha, method=m, rtol=r,
                                                         atol=r * 1e-3, progress=False), 1)
         print(f"| {method} | {rtol:.0e} | {t:.1f} | {ds.attrs['n_rhs_evaluations']} | "
               f"{ds.attrs['n_lu_decompositions']} | {max_rel_error(ds.eg.values, ref):.1e} |",
@@ -215,9 +207,9 @@ def case_d(repeat):
     system = plain_system(setup)
     z = system.initial_state()
     with _single_threaded_blas():
-        t_rhs, _ = best(lambda: system.rhs(z), max(repeat, 3))
+        t_rhs, _ = best_of(lambda: system.rhs(z), max(repeat, 3))
     alpha = np.linspace(0, 20, 5)
-    t, ds = best(lambda: solve_ode(setup, alpha, progress=False), 1)
+    t, ds = best_of(lambda: solve_ode(setup, alpha, progress=False), 1)
     nfev = ds.attrs["n_rhs_evaluations"]
     print(f"\nK = M = 40, L = N = 512, η = 0.01 (Fig. 6 size): "
           f"auto → {ds.attrs['ode_method']}; "
@@ -227,8 +219,7 @@ def case_d(repeat):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser = script_parser(__doc__, repeat=3)
     parser.add_argument("--rk4-alpha", type=float, default=1e4,
                         help="run the L=1 RK4 baseline to this α (cost extrapolated)")
     parser.add_argument("--explicit-alpha", type=float, default=100.0)

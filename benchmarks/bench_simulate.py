@@ -15,28 +15,18 @@ of ``--repeat`` runs (the machine may be shared).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import platform
-import time
 
 import numpy as np
 from scipy.special import erf
 
+from scalex.common.scripts import best_of, script_parser
 from scalex.engines.simulate import SGDRun, default_block, run_seed, simulate
 from scalex.model.setup import Setup
 from scalex.model.weights import rng_streams, sample_weights
 from scalex.numerics.threads import single_threaded_blas
-
-
-def best_time(func, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def numpy_loop(setup: Setup, n_steps: int, seed: int = 0, z: np.ndarray | None = None
@@ -99,7 +89,7 @@ def single_core(setup: Setup, alpha: float, repeat: int, baseline_steps: int,
     with single_threaded_blas():
         for _ in range(repeat):
             for name, (func, factor) in contenders.items():
-                best[name] = min(best[name], best_time(func, 1) * factor)
+                best[name] = min(best[name], best_of(func, 1)[0] * factor)
     return {"steps": n, "block": block, **{name: n / t for name, t in best.items()}}
 
 
@@ -114,16 +104,15 @@ def parallel(setup: Setup, alpha: float, repeat: int) -> dict[str, float]:
         for _ in range(repeat):
             for name in best:
                 sched = "sync" if name == "serial" else name
-                t = best_time(lambda s=sched: simulate(setup, grid, seeds=range(4),
-                                                       scheduler=s), 1)
+                t, _ = best_of(lambda s=sched: simulate(setup, grid, seeds=range(4),
+                                                        scheduler=s), 1)
                 best[name] = min(best[name], t)
     return best
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, repeat=3)
     parser.add_argument("--alpha", type=float, default=20.0, help="α per timed run (case A)")
-    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
 
     print(f"# bench_simulate  {datetime.date.today()}  {platform.processor() or platform.machine()}"

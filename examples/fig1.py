@@ -11,7 +11,6 @@ plateau length against L, measured and predicted by the escape theory.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -21,6 +20,7 @@ import holoviews as hv
 import xarray as xr
 
 from scalex.analysis.predictions import escape_predictions
+from scalex.common.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot
@@ -42,12 +42,8 @@ def figure(ds: xr.Dataset, summary: xr.Dataset | None) -> hv.Layout:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("scalex-results") / ENTRY,
-                        help="output folder (default: %(default)s)")
-    parser.add_argument("--images", type=Path, default=None,
-                        help=f"also write <images>/{ENTRY}.png (for docs/reproduction.md)")
-    parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
+    parser = script_parser(__doc__, out=Path("scalex-results") / ENTRY, images=True,
+                           catalog=True)
     args = parser.parse_args(argv)
 
     entry = load_catalog(args.catalog)[ENTRY]
@@ -70,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             float_format=lambda x: f"{x:.4g}"))
     escape_time = time.perf_counter() - tick
     fig = figure(ds, summary)
-    written = plot.save(fig, args.out / f"{ENTRY}-figure")
-    if args.images is not None:
-        written += plot.save(fig, args.images / ENTRY, formats=("png",))
+    written = write_figure(fig, args.out, ENTRY, args.images)
 
     print(f"\nwall time: run and summary {result.wall_time_s:.1f} s, "
           f"escape theory {escape_time:.1f} s")

@@ -12,7 +12,6 @@ exponent against β/(1+β). Right (``fig2_right``): N = L = 1024, β = 0.75, η 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from scalex.analysis.measures import fit_power_law
+from scalex.common.scripts import script_parser, write_figure
 from scalex.engines.linear_asymptotics import asymptotics
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
@@ -80,13 +80,8 @@ def panels(name: str, result, window: tuple[float, float]) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("scalex-results"),
-                        help="parent output folder, one sub-folder per entry")
-    parser.add_argument("--images", type=Path, default=None,
-                        help="also write <images>/fig2.png (for docs/reproduction.md)")
+    parser = script_parser(__doc__, out=Path("scalex-results"), images=True, catalog=True)
     parser.add_argument("--only", choices=ENTRIES, default=None, help="run one panel only")
-    parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
     args = parser.parse_args(argv)
 
     plot.load_backends()  # the fit-window span sets options for both backends
@@ -116,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in result.problems:
             print(f"note: {problem}")
     layout = hv.Layout(figure).cols(2).opts(backend="bokeh", shared_axes=False)
-    written = plot.save(layout, args.out / "fig2-figure")
-    if args.images is not None:
-        written += plot.save(layout, args.images / "fig2", formats=("png",))
+    written = write_figure(layout, args.out, "fig2", args.images)
     print("\nwritten:", *map(str, written), sep="\n  ")
     return 0
 

@@ -12,7 +12,6 @@ scikit-learn's 8×8 digits stand in for it (see the entry's description).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import NullFormatter
 
+from scalex.common.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.model.setup import Setup
@@ -86,12 +86,7 @@ def no_minor_labels(plot, element) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("scalex-results"),
-                        help="parent output folder, one sub-folder per entry")
-    parser.add_argument("--images", type=Path, default=None,
-                        help="also write <images>/fig3.png (for docs/reproduction.md)")
-    parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
+    parser = script_parser(__doc__, out=Path("scalex-results"), images=True, catalog=True)
     args = parser.parse_args(argv)
 
     plot.load_backends()  # the saturation panel sets options for both backends
@@ -117,9 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for problem in result.problems:
             print(f"note: {problem}")
     layout = hv.Layout(figure).cols(2).opts(backend="bokeh", shared_axes=False)
-    written = plot.save(layout, args.out / "fig3-figure")
-    if args.images is not None:
-        written += plot.save(layout, args.images / "fig3", formats=("png",))
+    written = write_figure(layout, args.out, "fig3", args.images)
     print("\nwritten:", *map(str, written), sep="\n  ")
     return 0
 

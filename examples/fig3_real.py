@@ -23,11 +23,11 @@ predicted exponents; see docs/linear.md.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
+from scalex.common.scripts import script_parser
 from scalex.engines.linear import linear_theory
 from scalex.engines.linear_asymptotics import asymptotics
 from scalex.engines.real_data import sgd_real_data
@@ -123,7 +123,7 @@ def run(name: str, eta: float | None, sigma_J: float, seeds: range) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("--data", choices=[*DATASETS, "both"], default="digits")
     parser.add_argument("--eta", type=float, default=None,
                         help="learning rate (default: min(0.5, 0.05 N / lambda_1))")

@@ -13,7 +13,6 @@ initial asymmetry of the draw, THEORY §5). Reviewers quote τ_esc ~ M²/L at la
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -23,6 +22,7 @@ import holoviews as hv
 import numpy as np
 
 from scalex.analysis.predictions import escape_predictions
+from scalex.common.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot
@@ -46,12 +46,8 @@ def power_law_slopes(summary, x: str = "L", over: str = "K") -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("scalex-results") / ENTRY,
-                        help="output folder")
-    parser.add_argument("--images", type=Path, default=None,
-                        help="also write <images>/fig5.png (for docs/reproduction.md)")
-    parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
+    parser = script_parser(__doc__, out=Path("scalex-results") / ENTRY, images=True,
+                           catalog=True)
     args = parser.parse_args(argv)
 
     entry = load_catalog(args.catalog)[ENTRY]
@@ -87,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             for L, slope in power_law_slopes(data, x="K", over="L").items():
                 print(f"L={L}: plateau length ∝ K^{slope:.2f} ({label}, least squares)")
     layout = hv.Layout(panels).cols(2).opts(backend="bokeh", shared_axes=False)
-    written = plot.save(layout, args.out / f"{ENTRY}-figure")
-    if args.images is not None:
-        written += plot.save(layout, args.images / "fig5", formats=("png",))
+    written = write_figure(layout, args.out, ENTRY, args.images)
 
     print(f"\nwall time: run and summary {result.wall_time_s:.1f} s, "
           f"escape theory {escape_time:.1f} s")

@@ -14,13 +14,13 @@ distinct eigenvalues (THEORY §5). The paper: K = M = 40, N = L = 512, η = 0.01
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import holoviews as hv
 
 from scalex.analysis.measures import fit_power_law
+from scalex.common.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.schema import member_setup
@@ -28,13 +28,10 @@ from scalex.viz import plots as plot
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, images=True, catalog=True)
     parser.add_argument("--entry", default="fig6", choices=("fig6", "fig6_full"))
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: scalex-results/<entry>)")
-    parser.add_argument("--images", type=Path, default=None,
-                        help="also write <images>/fig6.png (for docs/reproduction.md)")
-    parser.add_argument("--catalog", default=None, help="catalog file (default: the paper's)")
     parser.add_argument("--late-start", type=float, default=100.0,
                         help="start of the late-time window of the power-law fit (after the "
                              "plateau); it ends at 1/(2ηλ_L) or the last α")
@@ -54,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                             title_text=f"local exponent; dashed: β/(1+β) = "
                                        f"{beta / (1 + beta):.3g}"),
     ]).cols(2).opts(backend="bokeh", shared_axes=False)
-    written = plot.save(layout, out / f"{args.entry}-figure")
-    if args.images is not None:
-        written += plot.save(layout, args.images / "fig6", formats=("png",))
+    written = write_figure(layout, out, args.entry, args.images)
 
     print(f"\nwall time (run and analyses): {result.wall_time_s:.1f} s")
     print(f"predicted late-time exponent for L = N: β/(1+β) = {beta / (1 + beta):.3f}")

@@ -14,7 +14,6 @@ Usage: python examples/plateau_table.py [--table plateau|scaling|both] [--quick]
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 import scalex
 from scalex import analysis
 from scalex.analysis.escape import escape, escape_rate
+from scalex.common.scripts import script_parser
 
 
 def fmt(x: float, digits: int = 4) -> str:
@@ -81,9 +81,8 @@ def scaling_table(Ls: list[int], Ks: list[int], betas: list[float], max_modes: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__, quick=True)
     parser.add_argument("--table", choices=["plateau", "scaling", "both"], default="both")
-    parser.add_argument("--quick", action="store_true", help="K = M = 2 only")
     args = parser.parse_args()
     Ks = [2] if args.quick else [2, 3, 4, 6]
     start = time.perf_counter()

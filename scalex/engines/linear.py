@@ -195,11 +195,8 @@ def effective_learning_rate(setup: Setup) -> float:
 
 
 def stability_bound(setup: Setup) -> float:
-    """The largest stable η: η Σ_i v_i² < 2 / Σ_{trained} f_τ λ_τ (THEORY §4, from (L2))."""
-    v, _ = setup.second_layer
-    sp = setup.spectrum
-    mask = setup.trained_groups
-    return 2.0 / (float(np.dot(v, v)) * float(np.dot(sp.fractions[mask], sp.eigenvalues[mask])))
+    """The largest stable η of linear SGD, `Setup.eta_max_linear` (THEORY §4, from (L2))."""
+    return setup.eta_max_linear
 
 
 def check_setup(setup: Setup, require_linear: bool = True) -> None:
