@@ -25,7 +25,7 @@ from functools import partial
 import numpy as np
 from scipy.linalg import expm
 
-from scalex.common.scripts import best_of, script_parser
+from scalex.viz.scripts import best_of, script_parser
 from scalex.engines.linear import exact_errors, linear_theory
 from scalex.model.setup import Setup
 

@@ -30,11 +30,11 @@ import time
 
 import numpy as np
 
-from scalex.common.scripts import best_of, script_parser
+from scalex.viz.scripts import best_of, script_parser
 from scalex.engines.ode import solve_ode
 from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.setup import Setup
-from scalex.model.weights import initial_overlaps
+from scalex.schema import initial_overlaps
 from scalex.numerics.threads import single_threaded_blas as _single_threaded_blas
 
 ALPHA = np.geomspace(1e-2, 1e4, 400)

@@ -22,7 +22,7 @@ import platform
 import numpy as np
 from scipy.special import erf
 
-from scalex.common.scripts import best_of, script_parser
+from scalex.viz.scripts import best_of, script_parser
 from scalex.engines.simulate import SGDRun, default_block, run_seed, simulate
 from scalex.model.setup import Setup
 from scalex.model.weights import rng_streams, sample_weights

@@ -39,7 +39,7 @@ from scalex.experiments.sweep import sweep
 
 def trivial(setup, alpha, seed):
     """The cheapest member: overlaps at α = 0 repeated on the grid."""
-    from scalex.model.weights import initial_overlaps
+    from scalex.schema import initial_overlaps
     from scalex.schema import make_dataset
 
     ds = initial_overlaps(setup, seed)

@@ -20,7 +20,7 @@ import holoviews as hv
 import xarray as xr
 
 from scalex.analysis.predictions import escape_predictions
-from scalex.common.scripts import script_parser, write_figure
+from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot

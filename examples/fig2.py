@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from scalex.analysis.measures import fit_power_law
-from scalex.common.scripts import script_parser, write_figure
+from scalex.viz.scripts import script_parser, write_figure
 from scalex.engines.linear_asymptotics import asymptotics
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import NullFormatter
 
-from scalex.common.scripts import script_parser, write_figure
+from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.model.setup import Setup

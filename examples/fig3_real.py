@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from scalex.common.scripts import script_parser
+from scalex.viz.scripts import script_parser
 from scalex.engines.linear import linear_theory
 from scalex.engines.linear_asymptotics import asymptotics
 from scalex.engines.real_data import sgd_real_data

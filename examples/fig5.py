@@ -22,7 +22,7 @@ import holoviews as hv
 import numpy as np
 
 from scalex.analysis.predictions import escape_predictions
-from scalex.common.scripts import script_parser, write_figure
+from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot

@@ -21,7 +21,7 @@ import numpy as np
 import scalex
 from scalex import analysis
 from scalex.analysis.escape import escape, escape_rate
-from scalex.common.scripts import script_parser
+from scalex.viz.scripts import script_parser
 
 
 def fmt(x: float, digits: int = 4) -> str:

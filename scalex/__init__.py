@@ -34,8 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalex.model import integrals, spectrum  # noqa: F401
     from scalex.model.integrals import generalization_error  # noqa: F401
     from scalex.model.setup import Setup  # noqa: F401
-    from scalex.model.weights import initial_overlaps, sample_weights  # noqa: F401
-    from scalex.schema import open_dataset, to_netcdf, validate  # noqa: F401
+    from scalex.model.weights import sample_weights  # noqa: F401
+    from scalex.schema import (  # noqa: F401
+        initial_overlaps,  # noqa: F401
+        open_dataset,
+        to_netcdf,
+        validate,
+    )
 
 # public name -> (module, attribute); attribute None means the module itself
 _PUBLIC: dict[str, tuple[str, str | None]] = {
@@ -50,7 +55,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "to_netcdf": ("scalex.schema", "to_netcdf"),
     "validate": ("scalex.schema", "validate"),
     "generalization_error": ("scalex.model.integrals", "generalization_error"),
-    "initial_overlaps": ("scalex.model.weights", "initial_overlaps"),
+    "initial_overlaps": ("scalex.schema", "initial_overlaps"),
     "sample_weights": ("scalex.model.weights", "sample_weights"),
     "integrals": ("scalex.model.integrals", None),
     "spectrum": ("scalex.model.spectrum", None),

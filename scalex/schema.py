@@ -33,9 +33,10 @@ from numpy.typing import ArrayLike
 
 from scalex._version import __version__
 from scalex.common.atomic import atomic_path
-from scalex.experiments.grid import parse_over
+from scalex.model.axes import parse_over
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import ATTR_KEY, Setup
+from scalex.model.weights import group_overlaps, sample_weights
 
 __all__ = [
     "DIMS",
@@ -310,3 +311,19 @@ def member_setup(ds: xr.Dataset, **coords: Any) -> Setup:
     changes = {name: coords[ax.dim] for ax in axes for name in ax.fields}
     changes = {k: v.item() if isinstance(v, np.generic) else v for k, v in changes.items()}
     return base.replace(**changes)
+
+
+def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:
+    """Per-group initial order parameters q^τ, r^τ, t^τ of the draw of ``seed`` (THEORY §2).
+
+    q^τ_ij = J_i P_τ J_j / N,  r^τ_in = J_i P_τ B_n / N,  t^τ_nm = B_n P_τ B_m / N.
+
+    Returns a schema Dataset with a single time point α = 0 and ``eg`` the exact ε_g there.
+    """
+    J, B = sample_weights(setup, seed)
+    starts = setup.spectrum.group_starts()
+    q = group_overlaps(J, J, starts, setup.N)
+    r = group_overlaps(J, B, starts, setup.N)
+    t = group_overlaps(B, B, starts, setup.N)
+    return make_dataset(setup, np.zeros(1), q=q[None], r=r[None], t=t, method="initial",
+                        attrs={"seed": int(seed)})

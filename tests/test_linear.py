@@ -18,7 +18,8 @@ from scalex.engines.real_data import sgd_real_data
 from scalex.model.datasets import eigendata, image_patches, load, real_data
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
-from scalex.model.weights import initial_overlaps, sample_weights
+from scalex.schema import initial_overlaps
+from scalex.model.weights import sample_weights
 from scalex.numerics.secular import secular_eigensystem
 from scalex.schema import validate, weighted_overlaps
 

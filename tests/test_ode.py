@@ -27,7 +27,7 @@ from scalex.model.integrals import (
     update_second_moment,
 )
 from scalex.model.setup import Setup
-from scalex.model.weights import initial_overlaps
+from scalex.schema import initial_overlaps
 from scalex.numerics import arrowhead as arrowhead_module
 from scalex.numerics.arrowhead import ArrowheadBDF, ArrowheadMatrix
 from scalex.schema import DivergenceWarning, hierarchy, make_dataset, validate

@@ -9,7 +9,7 @@ import xarray as xr
 
 import scalex
 from scalex.model.setup import Setup
-from scalex.model.weights import initial_overlaps
+from scalex.schema import initial_overlaps
 from scalex.schema import SchemaError, make_dataset, open_dataset, to_netcdf, validate
 
 

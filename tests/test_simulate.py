@@ -21,7 +21,8 @@ from scalex.model.integrals import (
     update_second_moment,
 )
 from scalex.model.setup import Setup
-from scalex.model.weights import initial_overlaps, rng_streams, sample_weights
+from scalex.schema import initial_overlaps
+from scalex.model.weights import rng_streams, sample_weights
 from scalex.schema import DivergenceWarning, validate
 
 

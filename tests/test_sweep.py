@@ -20,7 +20,7 @@ from scalex.experiments.grid import grid_members
 from scalex.experiments.kinds import KINDS, Kind, register_kind
 from scalex.experiments.store import member_path, open_store
 from scalex.experiments.sweep import sweep
-from scalex.model.weights import initial_overlaps
+from scalex.schema import initial_overlaps
 from scalex.schema import DivergenceWarning, make_dataset, member_setup
 
 ALPHA = np.array([0.0, 0.25, 1.0, 4.0])

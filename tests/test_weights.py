@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from scalex.model.setup import Setup
-from scalex.model.weights import initial_overlaps, sample_weights
+from scalex.schema import initial_overlaps
+from scalex.model.weights import sample_weights
 
 
 def test_groups_sum_to_full_overlaps():

@@ -363,7 +363,7 @@ def escape_rate(setup: Setup) -> float:
 def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Dataset | None,
            n_draws: int) -> tuple[Array, str]:
     """Flat initial states of the draw(s): (D, n) and a description."""
-    from scalex.model.weights import initial_overlaps
+    from scalex.schema import initial_overlaps
 
     if init is not None:
         for name in ("q", "r"):

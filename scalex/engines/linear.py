@@ -240,7 +240,8 @@ def initial_condition(
             out["r"] = np.zeros((f.size, setup.K, setup.M))
             out["t"] = f[:, None, None] * np.eye(setup.M)
         return out
-    from scalex.model.weights import initial_overlaps, sample_weights
+    from scalex.model.weights import sample_weights
+    from scalex.schema import initial_overlaps
 
     J, B = sample_weights(setup, seed)
     D = v @ J - w @ B  # J_eff − B_eff

@@ -98,7 +98,7 @@ METHODS = ("auto", *IMPLICIT, *EXPLICIT)
 def _initial(setup: Setup, init: xr.Dataset | None, seed: int) -> tuple[Array, Array, Array, float]:
     """(q, r, t, α_start) from ``init`` or from the weight draw of ``seed``."""
     if init is None:
-        from scalex.model.weights import initial_overlaps
+        from scalex.schema import initial_overlaps
 
         init = initial_overlaps(setup, seed)
     if not isinstance(init, xr.Dataset) or not {"q", "r", "t"} <= set(init.data_vars):

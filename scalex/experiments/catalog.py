@@ -373,7 +373,7 @@ def _spectrum_from(spec: Any, params: Mapping[str, Any], fail: _Fail) -> dict[st
 
 
 def _parse_over(spec: Any, base: Setup, fail: _Fail) -> dict[str, tuple[Any, ...]]:
-    from scalex.experiments.grid import parse_over as check_axes
+    from scalex.model.axes import parse_over as check_axes
 
     if spec is None:
         return {}

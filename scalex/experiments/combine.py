@@ -53,7 +53,8 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from scalex.experiments.errors import SweepWarning
-from scalex.experiments.grid import Axis, Member, parse_over
+from scalex.experiments.grid import Member
+from scalex.model.axes import Axis, parse_over
 from scalex.model.setup import Setup
 from scalex.schema import COORDS, DIMS, DivergenceWarning, annotate, base_attrs
 

@@ -16,12 +16,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import xarray as xr
 from numpy.typing import NDArray
 
 from scalex.model.setup import Setup
 
-__all__ = ["Weights", "group_overlaps", "initial_overlaps", "rng_streams", "sample_weights"]
+__all__ = ["Weights", "group_overlaps", "rng_streams", "sample_weights"]
 
 
 class Weights(NamedTuple):
@@ -56,19 +55,3 @@ def group_overlaps(
     return np.moveaxis(np.add.reduceat(prod, starts, axis=-1), -1, 0) / N
 
 
-def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:
-    """Per-group initial order parameters q^τ, r^τ, t^τ of the draw of ``seed`` (THEORY §2).
-
-    q^τ_ij = J_i P_τ J_j / N,  r^τ_in = J_i P_τ B_n / N,  t^τ_nm = B_n P_τ B_m / N.
-
-    Returns a schema Dataset with a single time point α = 0 and ``eg`` the exact ε_g there.
-    """
-    from scalex.schema import make_dataset
-
-    J, B = sample_weights(setup, seed)
-    starts = setup.spectrum.group_starts()
-    q = group_overlaps(J, J, starts, setup.N)
-    r = group_overlaps(J, B, starts, setup.N)
-    t = group_overlaps(B, B, starts, setup.N)
-    return make_dataset(setup, np.zeros(1), q=q[None], r=r[None], t=t, method="initial",
-                        attrs={"seed": int(seed)})
