@@ -1,7 +1,7 @@
 """Fig. 1 of Worschech & Rosenow (ICLR 2025): the plateau shortens as L grows.
 
 Erf soft committee machine, K = M = 2, η = 0.1, β = 1, σ_J = 0.01, N = 1024, L varied
-(THEORY §5). Runs the catalog entry ``fig1`` (the ODE of THEORY §3 from the initial overlaps
+(docs/theory.md §5). Runs the catalog entry ``fig1`` (the ODE of docs/theory.md §3 from the initial overlaps
 of seed 0), then draws the learning curves with the measured plateau shaded, next to the
 plateau length against L, measured and predicted by the escape theory.
 

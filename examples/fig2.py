@@ -1,7 +1,7 @@
 """Fig. 2 of Worschech & Rosenow (ICLR 2025): linear networks follow ε_g ∝ α^(−β/(1+β)).
 
 Left (catalog entry ``fig2_left``): K = M = 1, N = 128, σ_J² = 1, η = 1, β = 1; the exact
-linear theory (THEORY §4) against the linear-activation ODE on the same grid, and the local
+linear theory (docs/theory.md §4) against the linear-activation ODE on the same grid, and the local
 exponent against β/(1+β). Right (``fig2_right``): N = L = 1024, β = 0.75, η = 0.01,
 σ_J = 0.01; online SGD averaged over 15 seeds against the exact theory from the same draws.
 
@@ -31,7 +31,7 @@ ENTRIES = ("fig2_left", "fig2_right")
 
 
 def fit_window(setup: Setup) -> tuple[float, float]:
-    """A window well inside 1/(2ηλ_1) ≪ α ≪ 1/(2ηλ_L), where the power law holds (THEORY §4):
+    """A window well inside 1/(2ηλ_1) ≪ α ≪ 1/(2ηλ_L), where the power law holds (docs/theory.md §4):
     a decade in from each end when the window spans more than three decades."""
     lo, hi = asymptotics(setup).window
     return (10 * lo, hi / 10) if hi / lo > 1e3 else (lo, hi)
@@ -58,7 +58,7 @@ def panels(name: str, result, window: tuple[float, float]) -> list:
     if name == "fig2_left" and other is not None:
         left = plot.compare(other, ds, labels=("ODE (linear g)", "exact linear theory"),
                             title_text="Fig. 2 left: N=128, β=1, η=1, σ_J²=1")
-        # the second analytic form: the leading-order power law of THEORY §4
+        # the second analytic form: the leading-order power law of docs/theory.md §4
         alpha = ds["alpha"].values[ds["alpha"].values > 0]
         law = asymptotics(Setup.from_attrs(ds.attrs)).power_law(alpha)
         xdim, ydim = plot.dimension(ds["alpha"], "alpha"), plot.dimension(ds["eg"], "eg")

@@ -2,7 +2,7 @@
 
 Left (catalog entry ``fig3_left``): linear network, L = N = 256, K = M = 1, σ_J = 0.01,
 η = 0.05, β = 1; only the N_l leading eigen-directions are trained, and ε_g saturates at
-ε_∞ ≈ ((1+σ_J²)/2N) Σ_{τ>N_l} λ_τ ∝ N_l^(−β) (THEORY §4). Right (``fig3_real``): the same
+ε_∞ ≈ ((1+σ_J²)/2N) Σ_{τ>N_l} λ_τ ∝ N_l^(−β) (docs/theory.md §4). Right (``fig3_real``): the same
 with the empirical spectrum of a real image data set; the paper's data set is not bundled,
 scikit-learn's 8×8 digits stand in for it (see the entry's description).
 
@@ -30,7 +30,7 @@ ENTRIES = ("fig3_left", "fig3_real")
 
 
 def saturation(ds: xr.Dataset) -> xr.Dataset:
-    """ε_g at the last α against N_l, and the level the untrained groups hold (THEORY §4).
+    """ε_g at the last α against N_l, and the level the untrained groups hold (docs/theory.md §4).
 
     Untrained groups keep their initial errors, so ε_∞ = ½ Σ_{τ untrained} λ_τ e_τ(0): for
     the draw itself (``e`` at α = 0) and, with e_τ(0) ≈ (1+σ_J²) N_τ/N, on average over draws.

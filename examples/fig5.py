@@ -2,10 +2,10 @@
 
 Erf soft committee machines, N = 1024, η = 0.1, β = 1, σ_J = 0.01, seed 0, K = M and L
 swept (catalog entry ``fig5_plateau``; the grid is chosen there, the paper's own values for
-this figure are not known here). The ODE of THEORY §3 gives the learning curves; the plateau
+this figure are not known here). The ODE of docs/theory.md §3 gives the learning curves; the plateau
 length is measured on them (`scalex.analysis.plateau`) and predicted by the escape theory
 (`scalex.theory.escape`: the rate μ of the linearised flow off the symmetric plateau and the
-initial asymmetry of the draw, THEORY §5). Reviewers quote τ_esc ~ M²/L at large L and M.
+initial asymmetry of the draw, docs/theory.md §5). Reviewers quote τ_esc ~ M²/L at large L and M.
 
     python examples/fig5.py                       # results in scalex-results/fig5_plateau/
     python examples/fig5.py --images docs/images  # also the PNG shown in docs/reproduction.md

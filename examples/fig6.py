@@ -3,7 +3,7 @@ for L = N.
 
 After the plateau, an erf soft committee machine converges exponentially when the input is
 isotropic (L = 1) and as a power law with exponent ≈ β/(1+β) when the spectrum has L = N
-distinct eigenvalues (THEORY §5). The paper: K = M = 40, N = L = 512, η = 0.01,
+distinct eigenvalues (docs/theory.md §5). The paper: K = M = 40, N = L = 512, η = 0.01,
 σ_J = 1e-6, 10 seeds. Catalog entry ``fig6`` runs a CPU-feasible version (K = M = 6, N = 256,
 η = 0.05, σ_J = 1e-3, 3 seeds, online SGD); ``--entry fig6_full`` runs the paper's size
 (about ten hours on 2 cores).
