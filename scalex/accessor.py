@@ -30,7 +30,7 @@ def _delegate(module: str, name: str, doc_from: str | None = None):
 
 
 class _PlotNamespace:
-    """``ds.scalex.plot.<kind>(...)`` calls ``scalex.plot.<kind>(ds, ...)``."""
+    """``ds.scalex.plot.<kind>(...)`` calls ``scalex.viz.plots.<kind>(ds, ...)``."""
 
     def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
@@ -53,12 +53,16 @@ class ScalexAccessor:
 
     @property
     def setup(self) -> Setup:
-        """The `Setup` recorded in the attributes."""
-        return Setup.from_attrs(self._obj.attrs)
+        """The `Setup` of this result: for a sweep selected to one member
+        (``ds.sel(L=4).scalex.setup``) that member's own Setup (`scalex.schema.member_setup`);
+        raises ValueError naming the sweep dims if this still spans several members."""
+        from scalex.schema import member_setup
+
+        return member_setup(self._obj)
 
     @property
     def plot(self) -> _PlotNamespace:
-        """Plots of this result (see `scalex.plot`)."""
+        """Plots of this result (see `scalex.viz.plots`)."""
         return _PlotNamespace(self._obj)
 
     hierarchy = _delegate("schema", "hierarchy")

@@ -8,10 +8,11 @@
     scalex info FILE
     scalex plot FILE [--out DIR]
 
-A thin front to `scalex.catalog` and `scalex.plot`. User errors (an unknown entry, a bad
-catalog, a missing file, a kind whose module is not installed) print one message to stderr and
-exit with a non-zero code, without a traceback. Exit codes: 0 success, 1 runtime failure
-(e.g. a missing module), 2 usage error (bad arguments, unknown entry, bad catalog, missing file).
+A thin front to `scalex.experiments.catalog`, `scalex.experiments.runner` and
+`scalex.viz.plots`. User errors (an unknown entry, a bad catalog, a missing file, a kind whose
+module is not installed) print one message to stderr and exit with a non-zero code, without a
+traceback. Exit codes: 0 success, 1 runtime failure (e.g. a missing module), 2 usage error
+(bad arguments, unknown entry, bad catalog, missing file).
 """
 
 from __future__ import annotations
@@ -100,12 +101,53 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _format_table(table: Any) -> str:
+    """The summary table with "value ± error" and each exponent's fit window (`display_table`)."""
     import pandas as pd
+
+    from scalex.experiments.runner import display_table
 
     if table is None or len(table) == 0:
         return "(no rows)"
-    with pd.option_context("display.max_rows", 200, "display.width", 120):
-        return table.to_string(float_format=lambda x: f"{x:.4g}")
+    with pd.option_context("display.max_rows", 200, "display.width", 160):
+        return display_table(table).to_string(float_format=lambda x: f"{x:.4g}")
+
+
+def _failed_members(ds: Any) -> list[str]:
+    """One line per failed member: its sweep coordinates and seed, and the reason."""
+    import numpy as np
+
+    if "status" not in ds:
+        return []
+    status = ds["status"].astype(str)
+    lines = []
+    for index in np.ndindex(*status.shape):
+        text = " ".join(str(status.values[index]).split())
+        if text in ("ok", "diverged"):
+            continue
+        where = ", ".join(f"{d}={ds[d].values[i]}" if d in ds.coords else f"{d}[{i}]"
+                          for d, i in zip(status.dims, index, strict=True))
+        lines.append(f"{where or 'the member'}: {text}")
+    return lines
+
+
+def _prepare_out(out: str | None, entry_name: str) -> None:
+    """Fail early, in one line, when the output folder cannot be created or written."""
+    import os
+    import tempfile
+
+    folder = Path(out) if out is not None else Path("scalex-results") / entry_name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".scalex-write-test-"):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if isinstance(err, FileExistsError) or (folder.exists() and not folder.is_dir()):
+            reason = "exists and is not a directory"
+        elif os.access(folder.parent if not folder.exists() else folder, os.W_OK) is False:
+            reason = f"{reason} (no write permission)"
+        raise _UserError(f"--out {folder}: cannot write the results there: {reason}",
+                         RUNTIME_ERROR) from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -121,6 +163,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise _UserError(f"--workers: must be >= 1, got {args.workers}")
     entry = catalog[args.entry]
     _guard_spawn()
+    _prepare_out(args.out, entry.name)
     print(f"scalex run {entry.name}: {entry.kind}, {entry.n_members} member(s)"
           + (f", expected {entry.cost}" if entry.cost else ""), flush=True)
     try:
@@ -136,7 +179,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except OSError as err:
         if args.scheduler and "connect" in str(err).lower():
             raise _UserError(f"--scheduler {args.scheduler}: {err}", RUNTIME_ERROR) from None
-        raise
+        name = getattr(err, "filename", None)
+        if name is None:
+            raise
+        raise _UserError(f"{name}: cannot write the results: {err.strerror or err}",
+                         RUNTIME_ERROR) from None
     ds = result.dataset
     status = ds["status"].astype(str).values.ravel()
     print(f"{status.size} member(s): {(status == 'ok').sum()} ok, "
@@ -155,6 +202,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     width = max(len(label) for label in result.files)
     for label, path in result.files.items():
         print(f"  {label:<{width}}  {path}")
+    failed = _failed_members(ds)
+    if failed:
+        print(f"scalex: error: {len(failed)} of {status.size} member(s) of {entry.name!r} "
+              "failed:", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return RUNTIME_ERROR
     return 0
 
 
@@ -162,6 +216,8 @@ def _open(path: str) -> Any:
     import xarray as xr
 
     file = Path(path)
+    if file.is_dir():
+        raise _UserError(_describe_directory(file))
     if not file.is_file():
         raise _UserError(f"{file}: no such file")
     try:
@@ -171,20 +227,46 @@ def _open(path: str) -> Any:
             f"{file}: not a readable NetCDF file ({type(err).__name__}: {err})") from None
 
 
+def _describe_directory(folder: Path) -> str:
+    """What a folder given as FILE holds: its NetCDF results and sweep stores."""
+    if (folder / "manifest.json").is_file():
+        members = sorted(p.name for p in folder.glob("*.nc"))
+        return (f"{folder}: is a directory, a sweep store (manifest.json) with "
+                f"{len(members)} member file(s); `scalex info` takes the combined result "
+                f"(the .nc file next to the store, e.g. {folder.parent}/*.nc)")
+    results = sorted(str(p) for p in folder.glob("*.nc"))
+    stores = sorted(f"{p.parent}/ (sweep store)" for p in folder.glob("*/manifest.json"))
+    found = results + stores
+    listing = ("; results inside: " + ", ".join(found)) if found else \
+        "; no results inside (*.nc files or sweep stores with manifest.json)"
+    return f"{folder}: is a directory, not a NetCDF file{listing}"
+
+
+def _setup_line(ds: Any) -> list[str]:
+    """``scalex info``'s Setup lines: fixed fields, then each swept field with its values."""
+    from scalex.experiments.runner import setup_rows, swept_fields
+
+    rows = setup_rows(ds.attrs)
+    swept = swept_fields(ds.attrs)
+    fixed = ", ".join(f"{k}={v!r}" for k, v in rows.items()
+                      if k not in swept and v is not None and not k.startswith(("N_l", "setup ")))
+    lines = [f"  setup     {fixed}"]
+    lines += [f"            {k}: {rows[k]}" for k in swept if k in rows]
+    return lines
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
-
-    from scalex.model.setup import Setup
 
     ds = _open(args.file)
     if "scalex_setup" not in ds.attrs:
         raise _UserError(f"{args.file}: not a scalex result (no 'scalex_setup' attribute)")
-    setup = Setup.from_attrs(ds.attrs)
     print(f"{args.file}: {ds.attrs.get('title', '')}")
     entry = ds.attrs.get("catalog_entry")
     print(f"  method    {ds.attrs.get('method', '?')}"
           + (f" (catalog entry {entry})" if entry else ""))
-    print(f"  setup     {setup!r}")
+    for line in _setup_line(ds):
+        print(line)
     dims = str(ds.attrs.get("sweep_dims", "")).split()
     for d in dims:
         print(f"  sweep     {d} = {', '.join(str(v) for v in ds[d].values)}")

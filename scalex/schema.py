@@ -43,6 +43,7 @@ __all__ = [
     "VARIABLES",
     "DivergenceWarning",
     "SchemaError",
+    "StabilityWarning",
     "make_dataset",
     "open_dataset",
     "to_netcdf",
@@ -66,6 +67,8 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
 
 COORDS: dict[str, tuple[str, str]] = {
     "alpha": ("training time α = SGD steps / N", "1"),
+    "alpha_step": ("training time actually simulated, n/N with n = rint(alpha*N)", "1"),
+    "step": ("SGD steps run for this alpha, n = rint(alpha*N)", "1"),
     "group": ("eigenvalue group τ", "1"),
     "eigenvalue": ("eigenvalue λ_τ of the input covariance", "1"),
     "multiplicity": ("number of input coordinates N_τ in group τ", "1"),
@@ -95,6 +98,10 @@ class SchemaError(ValueError):
 
 class DivergenceWarning(RuntimeWarning):
     """A run whose order parameters blew up (η too large); its dataset has status "diverged"."""
+
+
+class StabilityWarning(RuntimeWarning):
+    """η far outside the stable range (docs/theory.md §4.4), even if nothing overflowed."""
 
 
 def weighted_overlaps(q: ArrayLike, r: ArrayLike, t: ArrayLike, eigenvalues: ArrayLike):
@@ -261,6 +268,16 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike[str], **kwargs: Any) -> Pa
     return path
 
 
+def to_netcdf_bytes(ds: xr.Dataset, **kwargs: Any) -> bytes:
+    """The NetCDF-4 file image of ``ds`` (with NetCDF-safe attrs), built in memory.
+
+    For writers that must survive a full disk: written with `scalex.common.atomic.write_bytes`
+    the failure is a plain ``OSError(ENOSPC)`` and no file stays open, whereas HDF5 keeps a
+    file open (a deleted temporary) when its final flush fails.
+    """
+    return bytes(_encodable(ds).to_netcdf(None, engine="netcdf4", **kwargs))
+
+
 def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None, **kwargs: Any) -> xr.Dataset:
     """Open a scalex NetCDF result and validate it.
 
@@ -284,7 +301,7 @@ def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None, **kwargs: 
 
 
 def hierarchy(ds: xr.Dataset, l: int = 1, variable: str = "q") -> xr.DataArray:
-    """The powers-hierarchy view X^(l) = Σ_τ λ_τ^l x^τ of a per-group overlap (THEORY §2).
+    """The hierarchy view X^(l) = Σ_τ λ_τ^l x^τ of a per-group overlap (docs/theory.md eq. (2.3)).
 
     ``Q^(l) = J Σ^l Jᵀ / N`` for ``variable="q"`` (likewise ``"r"``, ``"t"``); l = 0 gives the
     plain overlap, l = 1 the field covariance entry. Works lazily on dask-backed data.
@@ -297,24 +314,42 @@ def hierarchy(ds: xr.Dataset, l: int = 1, variable: str = "q") -> xr.DataArray:
     return out.rename(f"{variable.upper()}{l}")
 
 
-def member_setup(ds: xr.Dataset, **coords: Any) -> Setup:
+def member_setup(ds: xr.Dataset | xr.DataArray, **coords: Any) -> Setup:
     """The `Setup` of one sweep member, e.g. ``member_setup(ds, L=4, K=2)``.
 
-    Every sweep dimension of ``ds`` (``attrs["sweep_dims"]``) must be given.
+    A sweep's attrs hold its BASE Setup (``scalex_setup``) and the swept axes
+    (``sweep_over``, ``sweep_dims``, ``sweep_fields``). Each sweep dimension's value comes
+    from ``coords`` or, if not given there, from ``ds`` itself when it was selected down to
+    one value (``ds.sel(L=4)``: a scalar coord, or a dim of size 1). Without sweep attrs this
+    is the recorded Setup. Raises ValueError naming the sweep dims that still span several
+    members.
     """
     base = Setup.from_attrs(ds.attrs)
-    over = json.loads(ds.attrs.get("sweep_over", "{}"))
+    over = json.loads(ds.attrs.get("sweep_over", "{}") or "{}")
     axes = parse_over(over)
-    missing = [ax.dim for ax in axes if ax.dim not in coords]
+    values: dict[str, Any] = {}
+    missing: list[str] = []
+    for ax in axes:
+        if ax.dim in coords:
+            values[ax.dim] = coords[ax.dim]
+        elif ax.dim in ds.coords and ds[ax.dim].size == 1:
+            values[ax.dim] = np.asarray(ds[ax.dim].values).reshape(-1)[0]
+        else:
+            missing.append(ax.dim)
     if missing:
-        raise ValueError(f"coords: missing sweep dimension(s) {missing}")
-    changes = {name: coords[ax.dim] for ax in axes for name in ax.fields}
+        sizes = {d: int(ds.sizes[d]) for d in missing if d in ds.sizes}
+        raise ValueError(
+            f"coords: missing sweep dimension(s) {missing}: this object spans several sweep "
+            f"members (sizes {sizes}); select one value of each, e.g. "
+            f"ds.sel({missing[0]}=...), or pass it to member_setup"
+        )
+    changes = {name: values[ax.dim] for ax in axes for name in ax.fields}
     changes = {k: v.item() if isinstance(v, np.generic) else v for k, v in changes.items()}
     return base.replace(**changes)
 
 
 def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:
-    """Per-group initial order parameters q^τ, r^τ, t^τ of the draw of ``seed`` (THEORY §2).
+    """Per-group initial order parameters q^τ, r^τ, t^τ of the draw of ``seed`` (docs/theory.md §2).
 
     q^τ_ij = J_i P_τ J_j / N,  r^τ_in = J_i P_τ B_n / N,  t^τ_nm = B_n P_τ B_m / N.
 

@@ -59,7 +59,7 @@ def test_paper_settings_follow_theory_section_4_and_5():
     left = PAPER["fig2_left"].setup
     assert (left.N, left.K, left.M, left.sigma_J**2, left.eta, left.beta, left.activation) == (
         128, 1, 1, 1.0, 1.0, 1.0, "linear")
-    assert left.eta < left.eta_max_linear == pytest.approx(2.0)  # THEORY §4 stability bound
+    assert left.eta < left.eta_max_linear == pytest.approx(2.0)  # docs/theory.md §4 stability bound
     right = PAPER["fig2_right"]
     assert (right.setup.N, right.setup.L, right.setup.beta, right.setup.eta,
             right.setup.sigma_J, len(right.seeds)) == (1024, 1024, 0.75, 0.01, 0.01, 15)
@@ -181,7 +181,11 @@ def test_run_entry_writes_results_equal_to_the_sweep(tmp_path):
                    scheduler="synchronous", progress=False)
     saved = xr.open_dataset(tmp_path / "out" / "tiny.nc").load()
     for name in ("eg", "q", "r", "t", "e"):
-        xr.testing.assert_equal(saved[name], direct[name])
+        # Different code paths (run_entry: threads/processes + member store + NetCDF; here:
+        # synchronous, in memory): BLAS and thread count may reorder sums, so compare to a
+        # few ulp, not bitwise.
+        xr.testing.assert_allclose(saved[name], direct[name], rtol=8 * np.finfo(float).eps,
+                                   atol=0)
     assert saved.attrs["catalog_entry"] == "tiny"
     assert (tmp_path / "out" / "store-linear" / "manifest.json").exists()
     assert (tmp_path / "out" / "tiny-summary.nc").exists()

@@ -67,6 +67,16 @@ def test_I3_against_monte_carlo(seed, n):
     mc_check(np.einsum("sa,sb,sc->sabc", gp(h), h, g(h)), I3(C))
 
 
+@settings(max_examples=3)
+@given(seed=st.integers(0, 10_000))
+def test_I4_against_monte_carlo_three_fields(seed):
+    """The fast I4 check of the default run: 3 fields, 2·10^5 samples."""
+    C = random_cov(seed, 3)
+    h = samples(C, seed + 11, 200_000)
+    mc_check(np.einsum("sa,sb,sc,sd->sabcd", gp(h), gp(h), g(h), g(h)), I4(C))
+
+
+@pytest.mark.slow  # 13 s; test_I4_against_monte_carlo_three_fields covers the same code
 def test_I4_against_monte_carlo_five_fields():
     """All 5^4 index tuples at once, with 10^6 samples (K + M = 5 fields)."""
     C = random_cov(3, 5)
@@ -129,8 +139,15 @@ def test_small_field_limit_is_linear():
     np.testing.assert_allclose(I2(C), 2 / np.pi * C, rtol=1e-5)
 
 
-@pytest.mark.parametrize("activation", ["erf", "linear"])
-@pytest.mark.parametrize("K,M", [(1, 1), (2, 3), (3, 2)])
+# 3 s each: two cases (both activations, K != M) in the default run, the rest marked slow
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("activation, K, M", [
+    ("erf", 2, 3), ("linear", 3, 2),
+    pytest.param("erf", 1, 1, marks=_SLOW), pytest.param("linear", 1, 1, marks=_SLOW),
+    pytest.param("erf", 3, 2, marks=_SLOW), pytest.param("linear", 2, 3, marks=_SLOW),
+])
 def test_generalization_error_against_monte_carlo(activation, K, M, rng):
     """ε_g from the closed form against ½(ζ−σ)² averaged over Gaussian inputs."""
     N = 60

@@ -1,4 +1,4 @@
-"""Exact linear theory (THEORY §4): secular eigensystem against dense linear algebra and
+"""Exact linear theory (docs/theory.md §4): secular eigensystem against dense linear algebra and
 mpmath, the exact curve against matrix exponentials and the general per-group ODE, the
 scaling laws against their exponents, stability, Gaussian and real-data SGD, data loaders."""
 
@@ -18,10 +18,9 @@ from scalex.engines.real_data import sgd_real_data
 from scalex.model.datasets import eigendata, image_patches, load, real_data
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
-from scalex.schema import initial_overlaps
 from scalex.model.weights import sample_weights
 from scalex.numerics.secular import secular_eigensystem
-from scalex.schema import validate, weighted_overlaps
+from scalex.schema import initial_overlaps, validate, weighted_overlaps
 
 
 # --------------------------------------------------------------------------- references
@@ -138,7 +137,7 @@ def test_exact_errors_blocking_and_saturation():
 
 
 def test_matches_general_ode_k2_m2():
-    """Full q^τ, r^τ of (L4) against the general per-group ODE of THEORY §3 (scalex.ode)."""
+    """Full q^τ, r^τ of (L4) against the general per-group ODE of docs/theory.md §3 (scalex.ode)."""
     from scalex.engines.ode_system import derivatives
     setup = Setup(K=2, M=2, N=36, eigenvalues=[3.0, 1.5, 1.0, 0.4, 0.2, 0.1], eta=0.4,
                   v=(0.8, -0.5), w=(1.0, 0.6), noise=0.3, trainable=24, sigma_J=0.5,

@@ -61,7 +61,7 @@ def sim_like(K: int = 2, L: int = 4, seeds: int = 3) -> xr.Dataset:
 
 
 def linear_like(L: int = 8, beta: float = 1.0) -> xr.Dataset:
-    """eg and e(alpha, group) of the exact linear solution, no q/r (THEORY §4)."""
+    """eg and e(alpha, group) of the exact linear solution, no q/r (docs/theory.md §4)."""
     setup = Setup(K=1, M=1, N=64, L=L, beta=beta, activation="linear", eta=0.05)
     lam = setup.spectrum.eigenvalues
     e = np.exp(-2 * setup.eta * np.outer(ALPHA, lam)) / L

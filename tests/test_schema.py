@@ -9,8 +9,14 @@ import xarray as xr
 
 import scalex
 from scalex.model.setup import Setup
-from scalex.schema import initial_overlaps
-from scalex.schema import SchemaError, make_dataset, open_dataset, to_netcdf, validate
+from scalex.schema import (
+    SchemaError,
+    initial_overlaps,
+    make_dataset,
+    open_dataset,
+    to_netcdf,
+    validate,
+)
 
 
 @pytest.fixture

@@ -132,3 +132,36 @@ def test_eta_max_linear_includes_second_layer_norm():
 
 def test_repr_of_explicit_spectrum_has_no_beta():
     assert "beta" not in repr(Setup(N=4, eigenvalues=[2.0, 1.0]))
+
+
+# Wrong-typed values (not wrong values of the right type): strings of numbers, containers,
+# None where a value is required, bools, complex numbers, arbitrary objects.
+WRONG_TYPES = ["2", "0.1", b"2", [1], {"a": 1}, object(), 1j, True, (1, "x")]
+FIELDS = [f.name for f in __import__("dataclasses").fields(Setup)]
+#: None is a valid value of the optional fields
+OPTIONAL = {"v", "w", "trainable", "eigenvalues", "multiplicities"}
+
+
+@settings(max_examples=150)
+@given(field=st.sampled_from(FIELDS), value=st.sampled_from([*WRONG_TYPES, None]))
+def test_wrong_type_message_starts_with_the_field_name(field, value):
+    """Before: Setup(K='2') raised a bare "TypeError: '<' not supported ..."."""
+    if value is None and field in OPTIONAL:
+        return
+    changes = {field: value}
+    if field == "multiplicities":
+        changes["eigenvalues"] = (1.0, 0.5)
+    try:
+        Setup(**changes)
+    except (ValueError, TypeError) as err:
+        assert str(err).startswith(f"{field}: "), (field, value, str(err))
+    else:
+        # only a container of numbers can be right for the sequence fields
+        assert field in ("v", "w", "eigenvalues") and value == [1], (field, value)
+
+
+def test_wrong_type_is_a_type_error_and_a_value_error():
+    with pytest.raises(TypeError, match=r"^K: must be an integer >= 1, got '2'"):
+        Setup(K="2")
+    with pytest.raises(ValueError, match=r"^eta: must be a real number, got '0.1'"):
+        Setup(eta="0.1")

@@ -21,14 +21,13 @@ from scalex.model.integrals import (
     update_second_moment,
 )
 from scalex.model.setup import Setup
-from scalex.schema import initial_overlaps
 from scalex.model.weights import rng_streams, sample_weights
-from scalex.schema import DivergenceWarning, validate
+from scalex.schema import DivergenceWarning, initial_overlaps, validate
 
 
 # --------------------------------------------------------------------------- reference
 def reference_sgd(J, B, z, lam, v, w, eta, noise, n_trainable, activation, record_at=()):
-    """Plain per-step numpy SGD of THEORY §1; z rows are (z_1..z_N, ε). Returns J and the
+    """Plain per-step numpy SGD of docs/theory.md §1; z rows are (z_1..z_N, ε). Returns J and the
     weights after each step listed in ``record_at``."""
     J = np.array(J, dtype=float)
     N = J.shape[1]
@@ -114,9 +113,11 @@ def test_kernel_matches_reference_property(K, M, L, per_group, trained_groups, a
     assert sgd_steps(Jk, *args, *scratch(K, N, np.float64)) == len(z)
     assert sgd_steps_transposed(JT, *args, *scratch(K, N, np.float64), np.empty((4, K))) == len(z)
     np.testing.assert_allclose(Jk, J_ref, rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(Jk[:, n_trainable:], J[:, n_trainable:])
-    # The two memory layouts sum in the same order: identical bits.
-    np.testing.assert_array_equal(JT.T, Jk)
+    np.testing.assert_array_equal(Jk[:, n_trainable:], J[:, n_trainable:])  # untouched
+    # Two code paths (row and transposed layouts): they sum in the same order and agree bit for
+    # bit here, but another CPU/compiler may contract differently (2.8e-17 was seen), so allow
+    # a few ulp rather than demand identical bits.
+    np.testing.assert_allclose(JT.T, Jk, rtol=4 * np.finfo(float).eps, atol=1e-300)
 
 
 def test_float32_kernel_close_to_float64_reference():
@@ -135,7 +136,8 @@ def test_float32_kernel_close_to_float64_reference():
     sgd_steps_transposed(JT32, z, y, np.sqrt(lam).astype(np.float32), v, w, s.eta, s.noise,
                          s.n_trainable, True, *scratch(s.K, s.N, np.float32),
                          np.empty((4, s.K)))
-    np.testing.assert_array_equal(JT32.T, J32)
+    # Two code paths (layouts): a few float32 ulp, not identical bits (see above).
+    np.testing.assert_allclose(JT32.T, J32, rtol=4 * np.finfo(np.float32).eps, atol=1e-30)
     np.testing.assert_allclose(J32, J_ref, atol=2e-4 * np.abs(J_ref).max())
     ds = simulate(s, [0, 1], seeds=[0], dtype="float32", scheduler="sync")
     assert ds.attrs["dtype"] == "float32" and np.all(np.isfinite(ds.eg))
@@ -148,9 +150,13 @@ def test_initial_record_equals_initial_overlaps():
     for seed in (4, 9):
         init = initial_overlaps(s, seed)
         got = ds.sel(seed=seed).isel(alpha=0)
+        # Two code paths (the simulator's record and initial_overlaps) of the same draw: a
+        # few ulp, not identical bits, which another CPU need not reproduce.
         for name in ("q", "r", "eg"):
-            np.testing.assert_array_equal(got[name].values, init[name].values[0])
-        np.testing.assert_array_equal(got.t.values, init.t.values)
+            np.testing.assert_allclose(got[name].values, init[name].values[0],
+                                       rtol=4 * np.finfo(float).eps, atol=1e-300)
+        np.testing.assert_allclose(got.t.values, init.t.values, rtol=4 * np.finfo(float).eps,
+                                   atol=1e-300)
     validate(ds)
 
 
@@ -205,7 +211,7 @@ def test_record_weighted_overlaps_only():
 
 # --------------------------------------------------------------------------- physics
 def test_linear_follows_exact_solution():
-    """Seed-averaged ε_g of linear K=M=1 SGD against e(α) = expm(Aα) e(0) (THEORY §4)."""
+    """Seed-averaged ε_g of linear K=M=1 SGD against e(α) = expm(Aα) e(0) (docs/theory.md §4)."""
     s = Setup(K=1, M=1, N=400, L=4, eta=1.0, sigma_J=0.5, activation="linear")
     lam, frac = s.spectrum.eigenvalues, s.spectrum.fractions
     A = -2 * s.eta * np.diag(lam) + s.eta**2 * np.outer(lam * frac, lam)
@@ -226,7 +232,7 @@ def _symmetric_plateau_eg(T, v, w, eta):
     """ε_g at the student-symmetric fixed point of the L = 1 ODEs (Saad & Solla 1995).
 
     With Q = [[a, b], [b, a]] and R_in = c_n for both students, solve dQ_11 = dQ_12 =
-    dR_11 = dR_12 = 0 from THEORY §3 (L = 1, λ = 1) written out with scalex.integrals.
+    dR_11 = dR_12 = 0 from docs/theory.md §3 (L = 1, λ = 1) written out with scalex.integrals.
     """
     def rhs(p):
         Q = np.array([[p[0], p[1]], [p[1], p[0]]])

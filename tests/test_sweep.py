@@ -20,8 +20,7 @@ from scalex.experiments.grid import grid_members
 from scalex.experiments.kinds import KINDS, Kind, register_kind
 from scalex.experiments.store import member_path, open_store
 from scalex.experiments.sweep import sweep
-from scalex.schema import initial_overlaps
-from scalex.schema import DivergenceWarning, make_dataset, member_setup
+from scalex.schema import DivergenceWarning, initial_overlaps, make_dataset, member_setup
 
 ALPHA = np.array([0.0, 0.25, 1.0, 4.0])
 BASE = scalex.Setup(K=2, M=2, N=16, L=1, eta=0.1)
@@ -220,8 +219,13 @@ def test_failed_member_is_recorded_and_the_rest_complete():
 
 
 def test_divergence_keeps_status_and_warns_once():
-    with pytest.warns(DivergenceWarning, match="1 of 2 sweep members diverged"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         ds = sweep("diverging", BASE, {"L": [1, 2]}, alpha=ALPHA, **_quiet())
+    texts = [str(w.message) for w in caught if w.category is DivergenceWarning]
+    # The member's own warning, naming the member, then the count for the whole sweep.
+    assert texts == ["sweep member (L=2, seed=0): blew up",
+                     "1 of 2 sweep members diverged (status 'diverged')"]
     assert ds["status"].sel(L=2, seed=0).item() == "diverged"
     assert ds["eg"].sel(L=2, seed=0)[2:].isnull().all()
     assert ds["status"].sel(L=1, seed=0).item() == "ok"

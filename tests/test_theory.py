@@ -22,7 +22,7 @@ from scalex.analysis.escape import (
 )
 from scalex.schema import make_dataset
 
-FIG1 = dict(K=2, M=2, N=1024, beta=1.0, eta=0.1, sigma_J=0.01)  # THEORY §5, Fig. 1
+FIG1 = dict(K=2, M=2, N=1024, beta=1.0, eta=0.1, sigma_J=0.01)  # docs/theory.md §5, Fig. 1
 
 
 def fig1(L: int, **changes) -> scalex.Setup:
@@ -137,7 +137,7 @@ def test_escape_rate_is_growth_rate_of_asymmetry_in_ode(L, K):
 
 
 def test_escape_rate_scaling_with_L_and_K():
-    """μ grows with L (nearly ∝ λ_1) and falls with K = M (close to 1/M², THEORY §5)."""
+    """μ grows with L (nearly ∝ λ_1) and falls with K = M (close to 1/M², docs/theory.md §5)."""
     mus = [escape_rate(fig1(L)) for L in (1, 2, 4, 8)]
     assert np.all(np.diff(mus) > 0)
     lam1 = [fig1(L).spectrum.eigenvalues[0] for L in (1, 2, 4, 8)]
@@ -173,7 +173,7 @@ def test_naive_estimate_overshoots(measured, predicted):
 
 
 def test_frozen_groups_plateau_with_baseline():
-    """Trainable subset (THEORY §1): frozen groups stay at their initial overlaps."""
+    """Trainable subset (docs/theory.md §1): frozen groups stay at their initial overlaps."""
     setup = fig1(4, trainable=512)
     alpha = np.geomspace(1e-2, 1e4, 600)
     ds = scalex.solve_ode(setup, alpha, seed=0, rtol=1e-8, atol=1e-11)

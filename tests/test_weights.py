@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from scalex.model.setup import Setup
-from scalex.schema import initial_overlaps
 from scalex.model.weights import sample_weights
+from scalex.schema import initial_overlaps
 
 
 def test_groups_sum_to_full_overlaps():

@@ -1,38 +1,44 @@
-"""Escape-time theory of the symmetric plateau (THEORY §5; docs/analysis.md, "Escape theory").
+"""Escape theory of the symmetric plateau (docs/theory.md §5; docs/analysis.md, "Escape theory").
 
 For a soft committee machine (equal second-layer weights v and w) the per-group ODEs of
-THEORY §3 leave the *symmetric subspace* invariant: with an isotropic teacher t^τ = f_τ I
-(its N → ∞ value, f_τ = N_τ/N), states with
+docs/theory.md §3.2 leave the *symmetric subspace* invariant: with an isotropic teacher
+t^τ = f_τ I (its N → ∞ value, f_τ = N_τ/N), states with
 
     q^τ_ij = a_τ (i = j),  b_τ (i ≠ j),     r^τ_in = c_τ
 
-stay of that form. Their invariance group is S_K × S_M (permuting student units and teacher
-units). The plateau is the quasi-stationary state of this subspace; the O(σ_J/√N) asymmetry of
-a real weight draw grows out of it along the unstable direction of the linearised dynamics.
+stay of that form (eq. (5.1)). Their invariance group is S_K × S_M (permuting student units and
+teacher units). The plateau is the quasi-stationary state of this subspace; the O(σ_J/√N)
+asymmetry of a real weight draw grows out of it along the unstable direction of the linearised
+dynamics. `SymmetricSystem` evaluates the right-hand side with
+`scalex.engines.ode_system.derivatives` and the isotropic teacher.
 
-What this module computes (equation numbers refer to docs/analysis.md):
+What this module computes (equation numbers (E·) refer to docs/analysis.md, (5.·) to
+docs/theory.md):
 
-1. The symmetric fixed point (E1). Every trained group is proportional to its fraction,
-   q^τ = f_τ q̂, r^τ = f_τ r̂: with t^τ = f_τ I the right-hand side of group τ is λ_τ f_τ times
-   one function G(q̂, r̂) of the shared field covariance, so the L-group fixed point is the
-   three-unknown root G(â, b̂, ĉ) = 0, *exactly stationary in every group* (a residual is
-   reported). Frozen groups (``trainable``) stay at their N → ∞ initial values σ_J² f_τ I, 0.
+1. The symmetric fixed point (E1), eq. (5.2), `symmetric_fixed_point`. Every trained group is
+   proportional to its fraction, q^τ = f_τ q̂, r^τ = f_τ r̂: with t^τ = f_τ I the right-hand side
+   of group τ is λ_τ f_τ times one function G(q̂, r̂) of the shared field covariance, so the
+   L-group fixed point is the three-unknown root G(â, b̂, ĉ) = 0, *exactly stationary in every
+   group* (a residual is reported). Frozen groups (``trainable``) stay at their N → ∞ initial
+   values σ_J² f_τ I, 0.
 2. The Jacobian of the flattened per-group system (upper triangles of q^τ, all of r^τ) at the
    fixed point by central differences, split into the symmetric part V0 (orbit averages) and
    the symmetry-breaking part V1 (its complement; both are invariant because the Jacobian
    commutes with S_K × S_M). The escape rate μ is the largest real part of the eigenvalues of
-   the V1 block (E2).
-3. The plateau-length prediction (E3)–(E5): the symmetric trajectory from the symmetrised draw
-   gives ε_sym(α) and the time α_s at which it becomes flat (the plateau start). The draw's
-   asymmetry δx(0) is carried to α_s by the linearised (variational) equation along that
-   trajectory and projected on the unstable eigenspace: amplitude A_s. Beyond α_s,
+   the V1 block (E2), eq. (5.5), `escape_rate`.
+3. The plateau-length prediction (E3)–(E5), eqs. (5.7)–(5.8), `escape`: the symmetric
+   trajectory from the symmetrised draw gives ε_sym(α) and the time α_s at which it becomes
+   flat (the plateau start). The draw's asymmetry δx(0) is carried to α_s by the linearised
+   (variational) equation along that trajectory and projected on the unstable eigenspace:
+   amplitude A_s. Beyond α_s,
 
        ε_pred(α) = ε_sym(α) + κ A_s² e^{2μ(α − α_s)},
 
    with κ the second-order change of ε_g along the unstable direction including the adiabatic
    response of the symmetric modes. The predicted plateau is then measured on ε_pred with the
    *same* flatness criterion (A2) as `scalex.analysis.plateau`. The textbook estimate
-   (1/μ) ln(1/A_0), with A_0 the projection of the draw at α = 0, is reported as well.
+   (1/μ) ln(1/A_0) of eq. (5.6), with A_0 the projection of the draw at α = 0, is reported as
+   ``naive_length``.
 
 Findings documented in docs/analysis.md: the fixed point is exactly stationary for any L (and
 its height ε_g* does not depend on L with the "mean" spectrum normalisation); what changes with
@@ -69,7 +75,7 @@ class SymmetricSystem:
 
     State x: per group τ the upper triangle of q^τ then r^τ (row-major), groups in order:
     p = K(K+1)/2 + KM numbers per group, n = L p in all. The teacher is isotropic,
-    t^τ = f_τ I (THEORY §2 at N → ∞). Frozen groups have zero right-hand side.
+    t^τ = f_τ I (docs/theory.md eq. (2.4) at N → ∞). Frozen groups have zero right-hand side.
 
     The symmetric subspace V0 is spanned, group by group, by the normalised indicators of the
     orbits (diagonal of q, off-diagonal of q, r); V1, the symmetry-breaking subspace, is its
@@ -149,7 +155,7 @@ class SymmetricSystem:
 
     # ---------------------------------------------------------------- dynamics
     def rhs(self, x: Array) -> Array:
-        """dx/dα: THEORY §3 via `scalex.ode.derivatives`, isotropic teacher."""
+        """dx/dα of docs/theory.md §3.2 with the isotropic teacher, by `derivatives`."""
         q, r = self.unpack(x)
         s = self.setup
         dq, dr = derivatives(q, r, self.t, self.lam, self.frac, self.v, self.w, s.eta,
@@ -179,7 +185,7 @@ class SymmetricSystem:
         return cols
 
     def eg(self, x: Array) -> Array:
-        """ε_g of flat state(s) (..., n) with the isotropic teacher (THEORY §3)."""
+        """ε_g of flat state(s) (..., n) with the isotropic teacher (docs/theory.md eq. (3.11))."""
         q, r = self.unpack(x)
         Q = np.einsum("g,...gij->...ij", self.lam, q)
         R = np.einsum("g,...gin->...in", self.lam, r)

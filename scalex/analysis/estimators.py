@@ -1,9 +1,9 @@
-"""Numerical kernels of `scalex.analysis`: estimators on one learning curve (plain 1-D numpy).
+"""Numerical kernels of `scalex.analysis.measures`: estimators on one learning curve (1-D numpy).
 
 Every function here takes the time grid ``alpha`` (increasing) and a curve on it, knows nothing
 of labels or dask, and never raises on bad data: a curve it cannot measure gives NaN and a
 reason code (see `REASONS`). The definitions and thresholds are documented in docs/analysis.md;
-the equation numbers (A1)–(A6) below refer to that page.
+the equation numbers (A1)–(A7) below refer to that page.
 
 Conventions
 -----------
@@ -24,12 +24,14 @@ __all__ = [
     "CONVERGENCE_CLASSES",
     "FIT_FIELDS",
     "PLATEAU_FIELDS",
+    "PLATEAU_REASONS",
     "REASONS",
     "constant_window",
     "convergence_1d",
     "crossing_alpha",
     "fit_bootstrap",
     "fit_power_law_1d",
+    "least_varying_window",
     "local_slope",
     "ols_line",
     "plateau_1d",
@@ -49,16 +51,31 @@ REASONS: tuple[str, ...] = (
     "non-finite fit result",
     "local exponent neither constant nor growing linearly (undetermined)",
     "curve does not decay in the late window (local exponent below min_exponent)",
+    "ok, approximate: no window of constant local exponent within tol; fitted where it "
+    "varies least (see exponent_spread)",
 )
-OK, NO_DATA, FEW_POINTS, NO_WINDOW, OUTSIDE, NONFINITE, UNDETERMINED, NO_DECAY = range(8)
+OK, NO_DATA, FEW_POINTS, NO_WINDOW, OUTSIDE, NONFINITE, UNDETERMINED, NO_DECAY, APPROX = range(9)
 
 #: class codes of `convergence_1d` (index = code)
 CONVERGENCE_CLASSES: tuple[str, ...] = ("undetermined", "exponential", "power_law")
 
 PLATEAU_FIELDS = ("plateau_height", "plateau_start", "plateau_end", "plateau_length",
-                  "has_plateau", "plateau_spread")
+                  "has_plateau", "plateau_spread", "plateau_start_err", "plateau_end_err",
+                  "plateau_length_err", "plateau_n_missing", "reason_code")
+
+#: reason codes of `plateau_1d` (index = code)
+PLATEAU_REASONS: tuple[str, ...] = (
+    "ok",
+    "ok; isolated missing points inside the plateau were skipped (interpolated in log alpha)",
+    "degraded: a gap of several missing points lies inside the plateau; measured on the valid "
+    "points around it",
+    "no valid points (alpha > 0, finite eg above the floor)",
+    "too few valid points for the local slope",
+    "no plateau: no flat run spanning min_decades after the initial drop that is left again",
+)
+P_OK, P_ISOLATED, P_GAP, P_NO_DATA, P_FEW_POINTS, P_NONE = range(6)
 FIT_FIELDS = ("exponent", "exponent_stderr", "prefactor", "prefactor_stderr", "alpha_min",
-              "alpha_max", "n_points", "reason_code")
+              "alpha_max", "n_points", "exponent_spread", "reason_code")
 
 
 # --------------------------------------------------------------------------- basic pieces
@@ -142,6 +159,72 @@ def true_runs(flags: NDArray[np.bool_]) -> list[tuple[int, int]]:
 
 
 # --------------------------------------------------------------------------- plateau
+def _flat_crossing(
+    u: Array, s: Array, inside: int, outside: int, flatness: float
+) -> tuple[float, float]:
+    """Where |slope| crosses ``flatness`` between two valid points, in u = log10 α, (A2).
+
+    ``inside`` is the last flat point of the run, ``outside`` its non-flat neighbour among the
+    valid points (−1 or len(u) when the run touches the end of the data). Linear
+    interpolation of |slope| in u; returns (u of the crossing, its uncertainty in u). The
+    uncertainty is from the grid: the larger of a quarter of the bracketing interval and the
+    difference between the linear and the quadratic (three-point) interpolation, so it grows
+    with the spacing of the grid and across gaps of missing points.
+    """
+    n = u.size
+    if outside < 0 or outside >= n:  # the run reaches the end of the data: no bracket
+        return float(u[inside]), 0.0
+    a, b = abs(s[outside]), abs(s[inside])
+    frac = (a - flatness) / (a - b) if a != b else 0.5
+    frac = min(max(frac, 0.0), 1.0)
+    root = u[outside] + frac * (u[inside] - u[outside])
+    err = 0.25 * abs(u[inside] - u[outside])
+    third = inside + (inside - outside)  # the next point on the far side of ``inside``
+    if 0 <= third < n:
+        xs = u[[outside, inside, third]]
+        ys = np.abs(s[[outside, inside, third]]) - flatness
+        coef = np.polyfit(xs - root, ys, 2)
+        roots = np.roots(coef) if coef[0] != 0 else np.roots(coef[1:])
+        roots = roots[np.isreal(roots)].real + root
+        lo, hi = sorted((u[outside], u[inside]))
+        roots = roots[(roots >= lo) & (roots <= hi)]
+        if roots.size:
+            err = max(err, float(np.min(np.abs(roots - root))))
+    return float(root), float(err)
+
+
+def _flat_run(
+    u: Array, ly: Array, *, flatness: float, min_decades: float, window: float,
+    contrast: float, floor: float,
+) -> tuple[float, float, float, float, float] | int:
+    """The plateau (A2) of ln ε_g = ``ly`` on u = log10 α (valid, increasing points).
+
+    Returns (u_start, u_end, du_start, du_end, height) or a `PLATEAU_REASONS` code.
+    """
+    s = local_slope(10.0**u, np.exp(ly), window, floor)
+    keep = np.isfinite(s)
+    if keep.sum() < 2:
+        return P_FEW_POINTS
+    u, y, s = u[keep], np.exp(ly[keep]), s[keep]
+    first = y[0]
+    best, best_span = None, -np.inf
+    for i0, i1 in true_runs(np.abs(s) < flatness):
+        span = u[i1] - u[i0]
+        if span < min_decades or span <= best_span:
+            continue
+        height = float(np.median(y[i0:i1 + 1]))
+        after = y[i1 + 1:]
+        if height > first / contrast or after.size == 0 or after.min() > height / contrast:
+            continue
+        best, best_span = (i0, i1, height), span
+    if best is None:
+        return P_NONE
+    i0, i1, height = best
+    u0, du0 = _flat_crossing(u, s, i0, i0 - 1, flatness)
+    u1, du1 = _flat_crossing(u, s, i1, i1 + 1, flatness)
+    return u0, u1, du0, du1, height
+
+
 def plateau_1d(
     alpha: ArrayLike,
     eg: ArrayLike,
@@ -165,37 +248,77 @@ def plateau_1d(
 
     Of several candidates the longest in decades wins.
 
+    Grid independence: the start and end are where |slope| crosses ``flatness``, interpolated
+    linearly in log α between grid points (`_flat_crossing`), so they do not snap to the grid.
+    Where the valid points are sparser than ``window``/50 decades (a coarse grid, or a gap of
+    missing points), ln ε_g is first resampled on a uniform grid of that spacing in log α by a
+    cubic spline through the valid points; the same measurement with linear instead of cubic
+    interpolation gives the uncertainty from the grid (the difference, O(h²) in the spacing
+    h), added to the crossing's own interpolation uncertainty. ``*_err`` are these
+    uncertainties in α; the length's is their sum.
+
+    Missing points (NaN/inf ε_g at α > 0) are skipped, i.e. interpolated over in log-log
+    space from the valid points around them, so an isolated NaN inside a plateau neither
+    cuts it in two nor moves its ends. The reason code says whether missing points lay inside
+    the plateau (``n_missing`` counts them).
+
     Returns
     -------
-    ``[height, start, end, end − start, found, spread]`` (see `PLATEAU_FIELDS`): NaN (and
-    found = 0) without a plateau. ``spread`` is the median of the given specialisation spread
-    over the plateau (NaN if not given).
+    The `PLATEAU_FIELDS`: ``[height, start, end, end − start, found, spread, start_err,
+    end_err, length_err, n_missing, reason_code]``; NaN (found = 0) without a plateau, with
+    the reason in `PLATEAU_REASONS`. ``height`` is the median of the measured ε_g between
+    start and end; ``spread`` the median of the given specialisation spread there (NaN if
+    not given).
     """
     alpha = np.asarray(alpha, dtype=float)
     eg = np.asarray(eg, dtype=float)
-    out = np.array([np.nan, np.nan, np.nan, np.nan, 0.0, np.nan])
-    slope = local_slope(alpha, eg, window, floor)
-    good = np.isfinite(slope)
-    if good.sum() < 2:
+    out = np.full(len(PLATEAU_FIELDS), np.nan)
+    out[4], out[9] = 0.0, 0.0
+    mask = valid_mask(alpha, eg, floor)
+    if not mask.any():
+        out[10] = P_NO_DATA
         return out
-    first = eg[np.flatnonzero(good)[0]]
-    logx = np.log10(np.where(alpha > 0, alpha, np.nan))
-    best, best_span = None, -np.inf
-    for i0, i1 in true_runs(good & (np.abs(slope) < flatness)):
-        span = logx[i1] - logx[i0]
-        if span < min_decades or span <= best_span:
-            continue
-        height = float(np.median(eg[i0:i1 + 1]))
-        after = eg[i1 + 1:][good[i1 + 1:]]
-        if height > first / contrast or after.size == 0 or after.min() > height / contrast:
-            continue
-        best, best_span = (i0, i1, height), span
-    if best is None:
+    u = np.log10(alpha[mask])
+    ly = np.log(eg[mask])
+    if u.size < 4 or np.any(np.diff(u) <= 0):
+        out[10] = P_FEW_POINTS
         return out
-    i0, i1, height = best
-    out[:5] = height, alpha[i0], alpha[i1], alpha[i1] - alpha[i0], 1.0
+    opts = dict(flatness=flatness, min_decades=min_decades, window=window, contrast=contrast,
+                floor=0.0)
+    step = window / 50.0
+    if np.max(np.diff(u)) > 1.001 * step:  # coarse grid or gaps: resample in log-log
+        from scipy.interpolate import CubicSpline
+
+        uf = np.linspace(u[0], u[-1], int(np.ceil((u[-1] - u[0]) / step)) + 1)
+        found = _flat_run(uf, CubicSpline(u, ly)(uf), **opts)
+        linear = _flat_run(uf, np.interp(uf, u, ly), **opts)
+        if not isinstance(found, int):
+            if isinstance(linear, int):  # the two interpolations disagree on the plateau
+                extra = (found[1] - found[0], found[1] - found[0])
+            else:
+                extra = (abs(found[0] - linear[0]), abs(found[1] - linear[1]))
+            found = (found[0], found[1], found[2] + extra[0], found[3] + extra[1], found[4])
+    else:
+        found = _flat_run(u, ly, **opts)
+    if isinstance(found, int):
+        out[10] = found
+        return out
+    u0, u1, du0, du1, height = found
+    start, end = 10.0**u0, 10.0**u1
+    start_err = start * (10.0**du0 - 1.0)
+    end_err = end * (10.0**du1 - 1.0)
+    on = mask & (alpha >= start) & (alpha <= end)
+    if on.any():
+        height = float(np.median(eg[on]))
+    missing = (alpha > start) & (alpha < end) & ~np.isfinite(eg)
+    n_missing = int(missing.sum())
+    reason = P_OK
+    if n_missing:
+        reason = P_ISOLATED if max(e - b for b, e in true_runs(missing)) == 0 else P_GAP
+    out[:5] = height, start, end, end - start, 1.0
+    out[6:11] = start_err, end_err, start_err + end_err, n_missing, reason
     if spread is not None:
-        sp = np.asarray(spread, dtype=float)[i0:i1 + 1]
+        sp = np.asarray(spread, dtype=float)[(alpha >= start) & (alpha <= end)]
         sp = sp[np.isfinite(sp)]
         if sp.size:
             out[5] = np.median(sp)
@@ -272,6 +395,35 @@ def _fit_points(alpha: Array, eg: Array, mask: NDArray[np.bool_]) -> Array:
     return np.array([-b, se_b, pref, pref * se_a])
 
 
+def least_varying_window(
+    alpha: ArrayLike, exponent: ArrayLike, min_decades: float, min_exponent: float = 0.05
+) -> tuple[tuple[int, int], float] | None:
+    """The window of ``min_decades`` decades where the local exponent varies least, (A4').
+
+    Among runs of consecutive points with a finite local exponent ≥ ``min_exponent``, every
+    window [i, j] with j the first point ≥ ``min_decades`` decades after i is scored by the
+    relative spread (max − min)/mean of the exponent over it; the window with the smallest
+    score is returned with that score (None if no run spans ``min_decades``). It is the
+    fallback of `fit_power_law_1d` when no window is constant within ±tol: a drifting power
+    law (finite-L corrections) has a small score, an exponential tail (γ = cα) a score ≈ 1.
+    """
+    alpha = np.asarray(alpha, dtype=float)
+    g = np.asarray(exponent, dtype=float)
+    ok = np.isfinite(g) & (g >= min_exponent) & (alpha > 0)
+    logx = np.log10(np.where(alpha > 0, alpha, 1.0))
+    best, best_score = None, np.inf
+    for s, e in true_runs(ok):
+        ends = np.searchsorted(logx[s:e + 1], logx[s:e + 1] + min_decades, side="left") + s
+        for i, j in enumerate(ends, start=s):
+            if j > e:
+                break
+            seg = g[i:j + 1]
+            score = (seg.max() - seg.min()) / seg.mean()
+            if score < best_score:
+                best, best_score = (i, j), float(score)
+    return None if best is None else (best, best_score)
+
+
 def fit_power_law_1d(
     alpha: ArrayLike,
     eg: ArrayLike,
@@ -282,34 +434,48 @@ def fit_power_law_1d(
     window: float = 0.2,
     min_decades: float = 0.5,
     min_exponent: float = 0.05,
+    max_spread: float = 0.3,
     floor: float = 1e-10,
     min_points: int = 4,
 ) -> Array:
     """Power-law fit ε_g ≈ A α^(−γ) on one curve, equations (A4)–(A5).
 
     With both ``alpha_min`` and ``alpha_max`` NaN the window is chosen by `constant_window` on
-    the local exponent −(A1); a single NaN bound defaults to the end of the valid data. The fit
-    is ordinary least squares of ln ε_g on ln α over the valid points in the window; standard
-    errors are the OLS ones (A's by the delta method).
+    the local exponent −(A1), computed on the valid points only (missing points do not cut a
+    window in two). If no window of ≥ ``min_decades`` decades is constant within ±``tol``
+    (a power law drifting with finite-size corrections, followed by an exponential tail), the
+    window of ``min_decades`` decades where the exponent varies least (`least_varying_window`)
+    is used if its relative spread is ≤ ``max_spread``, with reason code APPROX. A single NaN
+    bound defaults to the end of the valid data. The fit is ordinary least squares of ln ε_g
+    on ln α over the valid points in the window; standard errors are the OLS ones (A's by the
+    delta method).
 
     Returns
     -------
-    ``[γ, se_γ, A, se_A, alpha_min, alpha_max, n_points, reason_code]`` (`FIT_FIELDS`),
-    NaN with a nonzero reason code when the fit fails; never raises.
+    ``[γ, se_γ, A, se_A, alpha_min, alpha_max, n_points, spread, reason_code]``
+    (`FIT_FIELDS`; ``spread`` = max − min of the local exponent over the window), NaN with a
+    reason code other than OK/APPROX when the fit fails; never raises.
     """
     alpha = np.asarray(alpha, dtype=float)
     eg = np.asarray(eg, dtype=float)
     out = np.full(len(FIT_FIELDS), np.nan)
     mask = valid_mask(alpha, eg, floor)
     if not mask.any():
-        out[-2:] = 0, NO_DATA
+        out[6], out[-1] = 0, NO_DATA
         return out
+    g = -local_slope(alpha, eg, window, floor)
+    code = OK
     if np.isnan(alpha_min) and np.isnan(alpha_max):
-        g = -local_slope(alpha, eg, window, floor)
-        win = constant_window(alpha, g, tol, min_exponent)
+        have = np.flatnonzero(np.isfinite(g))  # valid points with a local exponent
+        win = constant_window(alpha[have], g[have], tol, min_exponent)
+        if win is not None:
+            win = (have[win[0]], have[win[1]])
         if win is None or np.log10(alpha[win[1]] / alpha[win[0]]) < min_decades:
-            out[-2:] = 0, NO_WINDOW
-            return out
+            loose = least_varying_window(alpha[have], g[have], min_decades, min_exponent)
+            if loose is None or loose[1] > max_spread:
+                out[6], out[-1] = 0, NO_WINDOW
+                return out
+            win, code = (have[loose[0][0]], have[loose[0][1]]), APPROX
         lo, hi = alpha[win[0]], alpha[win[1]]
     else:
         lo = alpha[mask][0] if np.isnan(alpha_min) else float(alpha_min)
@@ -319,17 +485,19 @@ def fit_power_law_1d(
     n = int(sel.sum())
     out[6] = n
     if hi <= lo or (n == 0 and (hi < alpha[mask][0] or lo > alpha[mask][-1])):
-        out[7] = OUTSIDE
+        out[-1] = OUTSIDE
         return out
     if n < min_points:
-        out[7] = FEW_POINTS
+        out[-1] = FEW_POINTS
         return out
     fit = _fit_points(alpha, eg, sel)
     if not np.all(np.isfinite(fit[[0, 2]])):
-        out[7] = NONFINITE
+        out[-1] = NONFINITE
         return out
     out[:4] = fit
-    out[7] = OK
+    gw = g[sel & np.isfinite(g)]
+    out[7] = gw.max() - gw.min() if gw.size else np.nan
+    out[-1] = code
     return out
 
 
@@ -360,7 +528,7 @@ def fit_bootstrap(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as wanted
         mean = np.nanmean(eg, axis=0)
     main = fit_power_law_1d(alpha, mean, alpha_min, alpha_max, **fit_kwargs)
-    if main[-1] != OK or eg.shape[0] < 2 or n_boot < 2:
+    if main[-1] not in (OK, APPROX) or eg.shape[0] < 2 or n_boot < 2:
         return np.concatenate([main, extra])
     rng = np.random.default_rng(random_state)
     picks = rng.integers(0, eg.shape[0], size=(n_boot, eg.shape[0]))

@@ -1,17 +1,19 @@
 """Measurements on learning curves: plateaus, local exponents, power-law fits, late-time decay.
 
-This is the xarray layer over the 1-D kernels of `scalex._estimators`. Every function accepts a
-scalex Dataset (it uses ``eg``, and ``q``/``r``/``t`` when present) or a DataArray of ε_g, with
-any extra dims (``seed``, sweep parameters such as ``L`` or ``K``) in any order: the time axis is
-found by name (``dim="alpha"``). Each member (one curve) is measured independently with
-``xr.apply_ufunc(..., dask="parallelized")``, so dask-backed input stays lazy and the result is
-computed only on ``.compute()``. Thresholds are recorded in the attributes of the result.
+This is the xarray layer over the 1-D kernels of `scalex.analysis.estimators`. Every function
+accepts a scalex Dataset (it uses ``eg``, and ``q``/``r``/``t`` when present) or a DataArray of
+ε_g, with any extra dims (``seed``, sweep parameters such as ``L`` or ``K``) in any order: the
+time axis is found by name (``dim="alpha"``). Each member (one curve) is measured independently
+with ``xr.apply_ufunc(..., dask="parallelized")``, so dask-backed input stays lazy and the
+result is computed only on ``.compute()``. Thresholds are recorded in the attributes of the
+result. `scalex.analysis` re-exports the functions, and most are methods of ``ds.scalex``.
 
 Definitions, equations (A1)–(A7) and default thresholds: docs/analysis.md.
 
 * `local_exponent` — running slope −d ln ε_g / d ln α by local regression (A1).
 * `plateau` — the symmetric plateau: height, start, end, length, plus the specialisation time
-  from the spread of the student–teacher overlaps (A2)–(A3).
+  from the spread of the student–teacher overlaps (A2)–(A3); `specialisation_spread` gives
+  that spread itself.
 * `fit_power_law` — ε_g ≈ A α^(−γ) on a given or automatically chosen window, with a bootstrap
   over seeds (A4)–(A6).
 * `convergence` — late-time decay: "exponential", "power_law" or "undetermined" (A7).
@@ -164,7 +166,7 @@ def specialisation_spread(ds: xr.Dataset, dim: str = DIM) -> xr.DataArray:
     """Spread of the student–teacher overlaps across student units, equation (A3).
 
     With the weighted overlaps R_in = Σ_τ λ_τ r^τ_in, Q_ii = Σ_τ λ_τ q^τ_ii, T_nn = Σ_τ λ_τ
-    t^τ_nn (THEORY §2) and the normalised overlaps ρ_in = R_in / √(Q_ii T_nn),
+    t^τ_nn (docs/theory.md §2) and the normalised overlaps ρ_in = R_in / √(Q_ii T_nn),
 
         spread(α) = max_n ( max_i ρ_in − min_i ρ_in ).
 
@@ -242,6 +244,8 @@ def plateau(
     )
     out = _unpack(packed, est.PLATEAU_FIELDS)
     out["has_plateau"] = out["has_plateau"] > 0.5
+    out["plateau_reason"] = _decode(out["reason_code"], est.PLATEAU_REASONS)
+    out = out.drop_vars("reason_code")
     out["specialisation_alpha"] = xr.apply_ufunc(
         lambda a, s: est.crossing_alpha(a, s, spread_threshold),
         spread[dim], spread,
@@ -260,6 +264,11 @@ def plateau(
         "plateau_length": ("plateau length end − start", "1"),
         "has_plateau": ("a plateau was found", "1"),
         "plateau_spread": ("median specialisation spread on the plateau", "1"),
+        "plateau_start_err": ("uncertainty of plateau_start from the α grid spacing", "1"),
+        "plateau_end_err": ("uncertainty of plateau_end from the α grid spacing", "1"),
+        "plateau_length_err": ("uncertainty of plateau_length (start_err + end_err)", "1"),
+        "plateau_n_missing": ("missing (non-finite) ε_g points inside the plateau", "1"),
+        "plateau_reason": ("ok, or why the plateau is missing or degraded", ""),
         "specialisation_alpha": ("α after which the overlap spread exceeds the threshold",
                                  "1"),
     })
@@ -274,6 +283,7 @@ _FIT_META = {
     "alpha_min": ("lower end of the fit window", "1"),
     "alpha_max": ("upper end of the fit window", "1"),
     "n_points": ("number of points in the fit", "1"),
+    "exponent_spread": ("max − min of the local exponent over the fit window", "1"),
     "reason": ("fit status: ok, or why it failed", ""),
     "exponent_ci_low": ("bootstrap lower confidence limit of γ (resampling seeds)", "1"),
     "exponent_ci_high": ("bootstrap upper confidence limit of γ (resampling seeds)", "1"),
@@ -290,6 +300,7 @@ def fit_power_law(
     window: float = 0.2,
     min_decades: float = 0.5,
     min_exponent: float = 0.05,
+    max_spread: float = 0.3,
     bootstrap: int = 0,
     ci: float = 0.95,
     seed_mean: bool | None = None,
@@ -303,8 +314,13 @@ def fit_power_law(
     Window: [``alpha_min``, ``alpha_max``] if given (a missing bound defaults to the end of the
     data); with neither, the widest window (in decades) where the local exponent (A1, over
     ``window`` decades) stays within a band of ±``tol``, with exponent ≥ ``min_exponent`` (so
-    plateaus are skipped) and spanning ≥ ``min_decades``. The fit is least squares of ln ε_g
-    on ln α; standard errors are the least-squares ones.
+    plateaus are skipped) and spanning ≥ ``min_decades``. If there is none (a power law that
+    drifts, e.g. with finite-L corrections, before an exponential tail), the ``min_decades``
+    window where the local exponent varies least is fitted if its relative spread
+    (max − min)/mean is ≤ ``max_spread``; ``reason`` then says "ok, approximate" and
+    ``exponent_spread`` (max − min of the local exponent over the window, always reported)
+    how far from a pure power law the window is. The fit is least squares of ln ε_g on ln α;
+    standard errors are the least-squares ones.
 
     Seeds: with a ``seed`` dim and ``seed_mean`` (default: True when the dim exists), the
     seed-mean curve is fitted and, if ``bootstrap`` > 0, the fit is repeated on the means of
@@ -343,7 +359,7 @@ def fit_power_law(
     lo = np.nan if alpha_min is None else float(alpha_min)
     hi = np.nan if alpha_max is None else float(alpha_max)
     kwargs = dict(tol=tol, window=window, min_decades=min_decades, min_exponent=min_exponent,
-                  floor=floor)
+                  max_spread=max_spread, floor=floor)
     names = est.FIT_FIELDS
     if seed_mean:
         eg = _one_chunk(eg, SEED, dim)

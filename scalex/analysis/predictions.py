@@ -1,26 +1,14 @@
-"""Experiment catalogs: named, declarative sweeps in YAML (schema in catalogs/README.md).
+"""Escape-theory predictions of the plateau length for every member of a sweep.
 
-A catalog file holds ``entries``, each a complete experiment::
-
-    entries:
-      fig1:
-        description: Plateau shortens as L grows (ODE, K = M = 2).
-        kind: ode                    # ode | simulate | linear | a registered sweep kind
-        setup: {K: 2, M: 2, N: 1024, eta: 0.1, beta: 1.0, sigma_J: 0.01}
-        over: {L: [1, 4, 16, 64]}    # sweep axes: Setup fields ("K=M" links two fields)
-        seeds: [0]                   # or an integer n for seeds 0..n-1
-        alpha: {start: 1e-2, stop: 1e4, num: 121, spacing: log, zero: true}
-        kind_options: {rtol: 1.0e-6} # keyword arguments of the kind
-        compare: [linear]            # other kinds run on the same grid, for comparison
-        analyses: [summary, escape]
-        plots: [learning_curves, {name: plateau_length, x: L, over: null}]
-        cost: "~10 s on 2 cores"
-
-`load_catalog` validates everything before anything runs: an unknown field, a wrong type or an
-invalid `Setup` raises `CatalogError` naming the file, the entry and the field. `run_entry` runs
-one entry into an output folder (the result store, the combined NetCDF files, an analysis
-summary, plots, an optional HTML report and an intake catalog); the ``scalex`` CLI is a thin
-front to it.
+`escape_predictions` evaluates `scalex.analysis.escape.escape` (docs/theory.md §5.3) for each
+sweep point and seed of a result Dataset, rebuilding each member's `Setup` from the Dataset
+(`scalex.schema.member_setup`). It returns ``plateau_length_predicted(*sweep dims, seed)``.
+Members where the theory does not apply (it raises: K ≠ M, linear activation, ...) are NaN, and
+``where`` (e.g. ``summary["has_plateau"]``) skips members without a measured plateau, since
+the theory is costly at large L. With a ``timeout`` the predictions run in a pool of spawned
+worker processes that is terminated at the deadline, because a running Python call cannot be
+interrupted inside its thread; unfinished members are NaN and a note goes to ``problems``.
+`ESCAPE_TIMEOUT_S` is the budget `scalex.experiments.runner.run_entry` uses by default.
 """
 
 from __future__ import annotations
@@ -44,7 +32,7 @@ ESCAPE_TIMEOUT_S = 30.0
 
 
 def _escape_length(result: Any) -> float:
-    """The predicted plateau length out of a `scalex.theory.escape` result."""
+    """The predicted plateau length out of a `scalex.analysis.escape.escape` result."""
     if isinstance(result, (int, float, np.floating, np.integer)):
         return float(result)
     for name in ("plateau_length", "length", "alpha_escape", "tau_esc"):
@@ -77,7 +65,7 @@ def escape_predictions(
     problems: list[str] | None = None,
     where: xr.DataArray | None = None,
 ) -> xr.DataArray:
-    """Escape-theory plateau length (THEORY §5) of every member (sweep dims × seed) of ``ds``.
+    """Predicted plateau length (docs/theory.md §5.3) of every member (sweep dims × seed) of ``ds``.
 
     Members where the theory does not apply (it raises) are NaN. ``where`` (a boolean array over
     sweep dims and seed, such as ``summary["has_plateau"]``) limits the predictions to the
@@ -116,7 +104,8 @@ def escape_predictions(
         dims=[*dims, "seed"],
         coords={**{d: ds[d].values for d in dims}, "seed": seeds},
         name="plateau_length_predicted",
-        attrs={"long_name": "predicted plateau length (escape theory, THEORY §5)", "units": "1"},
+        attrs={"long_name": "predicted plateau length (escape theory, docs/theory.md §5)",
+               "units": "1"},
     )
 
 

@@ -1,6 +1,6 @@
-r"""Exact learning curves of linear teacher–student SGD and their scaling laws (THEORY §4).
+r"""Exact learning curves of linear teacher–student SGD (docs/theory.md §4.1–4.4).
 
-Reduction to one perceptron
+Reduction to one perceptron (eqs. (4.1)–(4.2))
     For g(x) = x the student output is σ = J_eff·ξ/√N with J_eff = Σ_i v_i J_i, the teacher
     ζ = B_eff·ξ/√N with B_eff = Σ_n w_n B_n, and every SGD update moves J_eff by
     (η/√N)(Σ_i v_i²) Δ ξ. So the network is a perceptron with the effective learning rate
@@ -8,14 +8,14 @@ Reduction to one perceptron
         η_eff = η Σ_i v_i²            (= η for v_i = 1/√K).
 
     With D = J_eff − B_eff, the per-group error e_τ = D P_τ D / N is the contraction of the
-    overlaps of THEORY §2,
+    overlaps of docs/theory.md §2,
 
         e_τ = Σ_ij v_i v_j q^τ_ij − 2 Σ_in v_i w_n r^τ_in + Σ_nm w_n w_m t^τ_nm,
 
     and ε_g = ½ Σ_τ λ_τ e_τ.
 
-Per-group ODE (THEORY §3 contracted with v, w; s_ia = v_i c_a, E[F_i F_j] = 2 v_i v_j ε_g)
-    For trained groups
+Per-group ODE (docs/theory.md §3 contracted with v, w; s_ia = v_i c_a, E[F_i F_j] = 2 v_i v_j ε_g)
+    For trained groups, eq. (4.3):
 
         de_τ/dα = −2 η_eff λ_τ e_τ + η_eff² λ_τ f_τ (Σ_σ λ_σ e_σ + s²),     f_τ = N_τ/N,   (L1)
 
@@ -24,7 +24,7 @@ Per-group ODE (THEORY §3 contracted with v, w; s_ia = v_i c_a, E[F_i F_j] = 2 v
     runs over all groups, so the frozen ones act as a constant forcing
     C = Σ_{σ untrained} λ_σ e_σ(0) + s².
 
-Solution
+Solution (eqs. (4.4)–(4.5))
     On the n trained groups (L1) reads de/dα = −2η_eff M e + b with
     M = diag(λ) − (η_eff/2)(λ⊙f) λᵀ, a diagonal plus a rank-one matrix. With y = e/√f it becomes
     symmetric: M ~ S = diag(λ) − ρ z zᵀ with z = λ⊙√f and ρ = η_eff/2. The eigenvalues ν of S
@@ -33,18 +33,17 @@ Solution
         1 − ρ Σ_τ z_τ² / (λ_τ − ν) = 0,                                               (L2)
 
     one in each gap (λ_{τ+1}, λ_τ) and one below λ_n, and the eigenvectors are
-    x ∝ (λ − ν)^{-1} z. Each root is stored as an offset from its nearest pole, so that
-    λ_τ − ν is exact to rounding even when a root is within 1e-20 of a pole; the eigenvectors
-    use Löwner's reconstructed ẑ (Gu & Eisenstat 1994), which makes them orthogonal to
-    working precision. Then
+    x ∝ (λ − ν)^{-1} z. `scalex.numerics.secular` solves (L2) to full relative precision near
+    the poles. Groups with equal eigenvalues are merged; their differences decay at 2η_eff λ.
+    Then
 
         e(α) = e* + √f ⊙ X exp(−2η_eff ν α) Xᵀ (e(0) − e*)/√f,
         e*_τ = (η_eff/2) f_τ C / (1 − h),     h = (η_eff/2) Σ_{trained} λ_τ f_τ.           (L3)
 
-    The slowest root is positive iff h < 1, i.e. the stability bound
-    η Σ_i v_i² < 2 / Σ_{trained} f_τ λ_τ. Cost: O(n²) for the roots and vectors plus one
-    O(n² A) matrix product for A times (blocked, so memory stays O(n·block)); no dense
-    n×n exponential is ever formed.
+    The slowest root is positive iff h < 1, i.e. the stability bound (eq. (4.6))
+    η Σ_i v_i² < 2 / Σ_{trained} f_τ λ_τ (`stability_bound`; `linear_theory` refuses η at or
+    above it). Cost: O(n²) for the roots and vectors plus one O(n² A) matrix product for A
+    times (blocked, so memory stays O(n·block)); no dense n×n exponential is ever formed.
 
 Overlaps
     The linear student moves every J_i along the same vector: J_i(α) = J_i(0) + v_i G(α),
@@ -59,18 +58,8 @@ Overlaps
 
     so `linear_theory` returns a full schema Dataset, exact for any K, M, v and w.
 
-Scaling laws (`asymptotics`)
-    For small η, e_τ(0) ≈ E0 f_τ with E0 = σ_J² Σv² + Σw², and a spectrum
-    λ(x) ≈ a x^{-(1+β)} in the coordinate rank x = (number of coordinates with eigenvalue
-    ≥ λ)/N (for L equal groups a = λ_1 L^{-(1+β)}), the sum ½ E0 Σ_τ f_τ λ_τ e^{−2η_eff λ_τ α}
-    becomes an integral over x:
-
-        ε_g ≈ A α^{−β/(1+β)},   A = E0 a Γ(β/(1+β)) (2 η_eff a)^{−β/(1+β)} / (2(1+β)(1 − h)),
-
-    valid for 1/(2η_eff λ_1) ≪ α ≪ 1/(2η_eff λ_last trained). The factor 1/(1 − h) is the
-    resummed η² term of (L1) (the slowly varying Σ λ e is fed back with weight h).
-    Training only N_l coordinates, ε_g saturates at the exact fixed point of (L1),
-    ε_∞ = ½ (C/(1 − h) − s²) ≈ ½ E0 Σ_{untrained} f_τ λ_τ ≈ (E0 a N^β / 2β) N_l^{−β}.
+The scaling laws that follow from (L1) are in `scalex.engines.linear_asymptotics`; SGD driven
+by real data vectors is in `scalex.engines.real_data`.
 """
 
 from __future__ import annotations
@@ -195,7 +184,7 @@ def effective_learning_rate(setup: Setup) -> float:
 
 
 def stability_bound(setup: Setup) -> float:
-    """The largest stable η of linear SGD, `Setup.eta_max_linear` (THEORY §4, from (L2))."""
+    """The largest stable η of linear SGD, `Setup.eta_max_linear` (docs/theory.md eq. (4.6))."""
     return setup.eta_max_linear
 
 
@@ -261,7 +250,7 @@ def linear_theory(
     overlaps: bool = True,
     block: int = DEFAULT_BLOCK,
 ) -> xr.Dataset:
-    """Exact learning curve of linear SGD (THEORY §4; (L1)–(L4) of the module docstring).
+    """Exact learning curve of linear SGD (docs/theory.md §4; (L1)–(L4) of the module docstring).
 
     Parameters
     ----------

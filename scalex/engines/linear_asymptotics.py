@@ -1,65 +1,6 @@
-r"""Exact learning curves of linear teacher–student SGD and their scaling laws (THEORY §4).
+r"""Asymptotic scaling laws of the linear theory (docs/theory.md §4.5–4.6).
 
-Reduction to one perceptron
-    For g(x) = x the student output is σ = J_eff·ξ/√N with J_eff = Σ_i v_i J_i, the teacher
-    ζ = B_eff·ξ/√N with B_eff = Σ_n w_n B_n, and every SGD update moves J_eff by
-    (η/√N)(Σ_i v_i²) Δ ξ. So the network is a perceptron with the effective learning rate
-
-        η_eff = η Σ_i v_i²            (= η for v_i = 1/√K).
-
-    With D = J_eff − B_eff, the per-group error e_τ = D P_τ D / N is the contraction of the
-    overlaps of THEORY §2,
-
-        e_τ = Σ_ij v_i v_j q^τ_ij − 2 Σ_in v_i w_n r^τ_in + Σ_nm w_n w_m t^τ_nm,
-
-    and ε_g = ½ Σ_τ λ_τ e_τ.
-
-Per-group ODE (THEORY §3 contracted with v, w; s_ia = v_i c_a, E[F_i F_j] = 2 v_i v_j ε_g)
-    For trained groups
-
-        de_τ/dα = −2 η_eff λ_τ e_τ + η_eff² λ_τ f_τ (Σ_σ λ_σ e_σ + s²),     f_τ = N_τ/N,   (L1)
-
-    where s is the teacher output-noise std (the noise term η² λ_τ f_τ s² v_i v_j of dq^τ_ij
-    contracted with v gives η_eff² λ_τ f_τ s²). Untrained groups keep e_τ(0). The sum over σ
-    runs over all groups, so the frozen ones act as a constant forcing
-    C = Σ_{σ untrained} λ_σ e_σ(0) + s².
-
-Solution
-    On the n trained groups (L1) reads de/dα = −2η_eff M e + b with
-    M = diag(λ) − (η_eff/2)(λ⊙f) λᵀ, a diagonal plus a rank-one matrix. With y = e/√f it becomes
-    symmetric: M ~ S = diag(λ) − ρ z zᵀ with z = λ⊙√f and ρ = η_eff/2. The eigenvalues ν of S
-    solve the secular equation
-
-        1 − ρ Σ_τ z_τ² / (λ_τ − ν) = 0,                                               (L2)
-
-    one in each gap (λ_{τ+1}, λ_τ) and one below λ_n, and the eigenvectors are
-    x ∝ (λ − ν)^{-1} z. Each root is stored as an offset from its nearest pole, so that
-    λ_τ − ν is exact to rounding even when a root is within 1e-20 of a pole; the eigenvectors
-    use Löwner's reconstructed ẑ (Gu & Eisenstat 1994), which makes them orthogonal to
-    working precision. Then
-
-        e(α) = e* + √f ⊙ X exp(−2η_eff ν α) Xᵀ (e(0) − e*)/√f,
-        e*_τ = (η_eff/2) f_τ C / (1 − h),     h = (η_eff/2) Σ_{trained} λ_τ f_τ.           (L3)
-
-    The slowest root is positive iff h < 1, i.e. the stability bound
-    η Σ_i v_i² < 2 / Σ_{trained} f_τ λ_τ. Cost: O(n²) for the roots and vectors plus one
-    O(n² A) matrix product for A times (blocked, so memory stays O(n·block)); no dense
-    n×n exponential is ever formed.
-
-Overlaps
-    The linear student moves every J_i along the same vector: J_i(α) = J_i(0) + v_i G(α),
-    G = (D(α) − D(0))/Σv². First-order overlaps u P_τ D(α)/N with a fixed vector u relax as
-    e^{−η_eff λ_τ α} (the mean of the update, without fluctuation term). Hence with
-    φ_τ = e^{−η_eff λ_τ α} (1 for frozen groups), V = Σ v², a^τ_i = Σ_k v_k q^τ_ik(0) −
-    Σ_n w_n r^τ_in(0) and b^τ_n = Σ_k v_k r^τ_kn(0) − Σ_m w_m t^τ_mn:
-
-        q^τ_ij(α) = q^τ_ij(0) + (φ_τ − 1)(v_j a^τ_i + v_i a^τ_j)/V
-                    + v_i v_j (e_τ(α) − 2 φ_τ e_τ(0) + e_τ(0)) / V²                     (L4)
-        r^τ_in(α) = r^τ_in(0) + (φ_τ − 1) v_i b^τ_n / V
-
-    so `linear_theory` returns a full schema Dataset, exact for any K, M, v and w.
-
-Scaling laws (`asymptotics`)
+Power law (`asymptotics`, eq. (4.8))
     For small η, e_τ(0) ≈ E0 f_τ with E0 = σ_J² Σv² + Σw², and a spectrum
     λ(x) ≈ a x^{-(1+β)} in the coordinate rank x = (number of coordinates with eigenvalue
     ≥ λ)/N (for L equal groups a = λ_1 L^{-(1+β)}), the sum ½ E0 Σ_τ f_τ λ_τ e^{−2η_eff λ_τ α}
@@ -68,9 +9,22 @@ Scaling laws (`asymptotics`)
         ε_g ≈ A α^{−β/(1+β)},   A = E0 a Γ(β/(1+β)) (2 η_eff a)^{−β/(1+β)} / (2(1+β)(1 − h)),
 
     valid for 1/(2η_eff λ_1) ≪ α ≪ 1/(2η_eff λ_last trained). The factor 1/(1 − h) is the
-    resummed η² term of (L1) (the slowly varying Σ λ e is fed back with weight h).
+    resummed η² term of (L1) of `scalex.engines.linear` (the slowly varying Σ λ e is fed back
+    with weight h).
+
+Finite-spectrum offset (eq. (4.9))
+    The integral runs to x = ∞ but the spectrum ends at x = 1, so inside the window ε_g is
+    lower by the constant `LinearAsymptotics.offset` = E0 a x_end^{−β} / (2β(1 − h)),
+    x_end = 1 + f_L/2. It matters for β ≲ 1 (``finite_size=True`` in `asymptotic_curve`).
+
+Saturation (eq. (4.10))
     Training only N_l coordinates, ε_g saturates at the exact fixed point of (L1),
-    ε_∞ = ½ (C/(1 − h) − s²) ≈ ½ E0 Σ_{untrained} f_τ λ_τ ≈ (E0 a N^β / 2β) N_l^{−β}.
+    ε_∞ = ½ (C/(1 − h) − s²) ≈ ½ E0 Σ_{untrained} f_τ λ_τ ≈ (E0 a N^β / 2β) N_l^{−β}
+    (`LinearAsymptotics.saturation_law`, with the finite-N tail if ``finite_size``).
+
+For a power-law Setup β and a are exact; for explicit or empirical eigenvalues they are fitted
+on the group ranks ``fit_range``. `decay_rates` gives the relaxation rates 2η_eff ν_k from the
+roots of (L2); the smallest one sets the final approach.
 """
 
 from __future__ import annotations
@@ -198,7 +152,7 @@ def _spectral_fit(setup: Setup, beta: float | None, fit_range: tuple[int, int] |
 def asymptotics(
     setup: Setup, *, beta: float | None = None, fit_range: tuple[int, int] | None = None
 ) -> LinearAsymptotics:
-    """Power-law exponent, prefactor, validity window and saturation level (THEORY §4).
+    """Power-law exponent, prefactor, validity window, saturation level (docs/theory.md §4.5–4.6).
 
     ε_g ≈ A α^{−β/(1+β)} with A = E0 a Γ(β/(1+β)) (2η_eff a)^{−β/(1+β)} / (2(1+β)(1−h)) in the
     window 1/(2η_eff λ_1) ≪ α ≪ 1/(2η_eff λ_last trained), and ε_∞ (exact fixed point of (L1))
@@ -207,7 +161,7 @@ def asymptotics(
 
     For a power-law Setup, β and a are exact; for explicit (e.g. empirical) eigenvalues β is
     fitted on the groups ``fit_range`` (1-based, inclusive; default all) unless given.
-    The exponent is also the expected late-time exponent of erf networks (THEORY §5); the
+    The exponent is also the expected late-time exponent of erf networks (docs/theory.md §5.5); the
     other numbers assume linear activation.
     """
     check_setup(setup, require_linear=False)

@@ -1,58 +1,51 @@
-"""Per-eigenvalue-group order-parameter ODEs (THEORY §3), exact as N → ∞.
+"""`solve_ode`: the order-parameter ODEs (docs/theory.md §3) of one seed, as a schema Dataset.
 
-Two layers:
+The ODEs start from the per-group overlaps of the weight draw of ``seed``
+(`scalex.schema.initial_overlaps`: the same start as `scalex.engines.simulate` and
+``linear_theory(seed=...)``) or from a given ``init``, and are sampled on the requested α grid.
+The integrated system (packed per-group state, fields augmented into the state, arrowhead
+Jacobian) is `scalex.engines.ode_system.AugmentedSystem`, whose module docstring gives the
+design; the Newton linear algebra of the default method is
+`scalex.numerics.arrowhead.ArrowheadBDF`. BLAS runs single-threaded during a solve
+(`scalex.numerics.threads`), and a progress bar over α decades appears once a solve has run 5 s.
 
-* kernels on plain arrays: `derivatives` (the right-hand side of THEORY §3 for all groups at
-  once), `field_moments` (s_ia and E[F_i F_j] of a field covariance, compiled for erf),
-  `group_rates` (the per-group contraction), the packed and augmented system `AugmentedSystem`
-  with its arrowhead Jacobian `ArrowheadMatrix`, and `ArrowheadBDF`, scipy's BDF with a
-  block-elimination linear solver;
-* `solve_ode`, which integrates from the initial overlaps of a seed and returns a schema
-  Dataset (`scalex.schema.make_dataset`).
+Methods
+    ``"auto"`` is ``"arrowhead"`` (BDF with block elimination) unless the Jacobian would exceed
+    `MAX_JACOBIAN_NNZ` stored entries (very large K); then it is the explicit DOP853 on the plain
+    state, whose step is stability-limited (~ηλ_1), so its cost grows ∝ α_max and its errors
+    are larger than BDF's at the same rtol (use rtol ≲ 1e-8 there). Measured on the Fig. 1
+    setup (benchmarks/ode_results.md): block elimination takes the same steps as SuperLU-BDF
+    (``method="BDF"``) and was 2–3× faster at L = 1024; ``"Radau"`` needed twice the
+    evaluations and complex LUs (8× slower); integrating in u = ln(α + α₀) (``log_time=True``)
+    saved ~5 % of the steps but made ε_g 5–10× less accurate at the same rtol, so plain α is
+    the default. The cost grows from ~0.05 s (L = 1) to ~0.25 s (L = 1024), and is ~600× below
+    a fixed-step RK4 (dt = 0.01) of equal accuracy. If scipy's private BDF internals
+    are not what `ArrowheadBDF` needs, ``"arrowhead"`` falls back to ``"BDF"`` with an
+    `scalex.numerics.arrowhead.ArrowheadUnavailableWarning`.
 
-Integrator design
------------------
-Per trained group τ the state is x_τ = (upper triangle of q^τ, r^τ): p = K(K+1)/2 + KM numbers
-(q^τ is symmetric, so only its upper triangle is integrated; t^τ is constant). The groups see
-each other only through the field covariance C, whose free entries y = (upper triangle of Q, R)
-are m = p numbers. The right-hand side has the form
+Accuracy
+    The error of the overlaps is ~rtol · |overlap|, so ε_g, a small difference of overlaps late
+    in training, has relative errors ~10–50 × rtol while ε_g > 1e-4 max ε_g and larger below. A
+    plateau exit amplifies errors of the small symmetry-breaking components
+    (~ rtol · |q| / asymmetry): near it the error reached ~500 × rtol for L = 1. Tighten rtol to
+    time escapes precisely.
 
-    f_τ = η λ_τ [A(s) x_τ + b_τ(s, E)],     s = s_ia(C), E = E[F_i F_j](C)   (THEORY §3)
+Error coordinates (linear g)
+    For linear activation the state also carries the per-group errors E^τ of docs/theory.md
+    eq. (4.2), integrated with their own rate (`AugmentedSystem`), and ε_g = ½ Σ_τ λ_τ E^τ is
+    read from them (attrs ``eg_route``). ε_g is then not a small difference of overlaps: it has
+    its own absolute tolerance ``eg_atol`` (default `EG_ATOL`) besides rtol. For erf,
+    ε_g = ½ cᵀ I2(C) c (eq. (3.11)) of the overlaps, negative round-off clipped to 0
+    (attrs ``eg_clipped``).
 
-with one p × p matrix A, linear in s, shared by all groups. The system is stiff: its fastest
-rate is ~ηλ_1 ∝ L (mean normalisation), its slowest ~ηλ_L, and runs span six or more decades
-of α. An explicit method needs O(ηλ_1 α_max) steps; an implicit one a number of steps set by
-how the solution changes, nearly independent of L, but it needs the Jacobian. For the plain
-state that Jacobian is block diagonal plus a rank-m coupling: dense. So the state is AUGMENTED
-with y itself, dy/dα = Σ_σ λ_σ f_σ(x_σ, y), and every f_τ takes its fields from y. The exact
-solution is unchanged (y − Σ_σ λ_σ x_σ is a linear invariant, which BDF preserves to round-off),
-and the Jacobian becomes an arrowhead:
-
-    ∂f_τ/∂x_τ = η λ_τ A          exact: f_τ is linear in x_τ at fixed y
-    ∂f_τ/∂y   = D_τ              f_τ is linear in (s, E), so D_τ = rates(x_τ; ∂s/∂y_k, ∂E/∂y_k),
-                                 with ∂s/∂y_k, ∂E/∂y_k by central differences (2m moments)
-    ∂ẏ/∂x_σ   = λ_σ η λ_σ A      ∂ẏ/∂y = Σ_σ λ_σ D_σ
-
-`ArrowheadBDF` solves the Newton systems (I − cJ)δ = b by block elimination: G inverses of
-p × p blocks and one m × m Schur complement per factorisation, O(G p³); O(G p (p + m)) per
-solve. The same Jacobian can go as a CSC matrix (nnz = G(p² + 2pm) + m²) to scipy's own BDF or
-Radau (``method="BDF"``/``"Radau"``), which factorise it with SuperLU. Measured on the Fig. 1
-setup (benchmarks/ode_results.md): block elimination takes the same steps as SuperLU-BDF and
-was 2–3× faster at L = 1024; Radau needed twice the evaluations and complex LUs (8× slower);
-integrating in u = ln(α + α₀) (``log_time=True``) saved ~5 % of the steps but made ε_g
-5–10× less accurate at the same rtol, so plain α is the default. The cost grows from ~0.05 s
-(L = 1) to ~0.25 s (L = 1024), and is ~600× below a fixed-step RK4 (dt = 0.01) of equal accuracy.
-
-For very large K the G p² Jacobian entries do not fit (``MAX_JACOBIAN_NNZ``) and
-``method="auto"`` uses the explicit DOP853 on the plain (non-augmented) state instead. Its
-step is then stability-limited (~ηλ_1), so its cost grows ∝ α_max, and its errors are larger
-than BDF's at the same rtol (use rtol ≲ 1e-8 there).
-
-Accuracy: the error of the overlaps is ~rtol · |overlap|, so ε_g, a small difference of
-overlaps late in training, has relative errors ~10–50 × rtol while ε_g > 1e-4 max ε_g and
-larger below. A plateau exit amplifies errors of the small symmetry-breaking components
-(~ rtol · |q| / asymmetry): near it the error reached ~500 × rtol for L = 1. Tighten rtol to time
-escapes precisely.
+Stability and divergence
+    η is compared with the linear stability bound `Setup.eta_max_linear` (docs/theory.md
+    eq. (4.6); exact for linear g, an estimate for erf) and the ratio is recorded in the attrs
+    (`stability_report`). Above `FAR_OUTSIDE` times the bound a `scalex.schema.StabilityWarning`
+    is issued, since SGD does not converge there even where erf keeps the overlaps bounded. A
+    run whose |Q| or |R| exceeds `DIVERGENCE_BOUND`, or turns non-finite, stops there: the rest
+    of the grid is NaN and ``status`` is "diverged". `solve_ode` never raises on a failing
+    integration; its docstring lists the statuses and warnings.
 """
 
 from __future__ import annotations
@@ -71,8 +64,14 @@ from scipy.integrate import solve_ivp
 from scalex.common.alpha import check_alpha
 from scalex.common.progress import Progress
 from scalex.engines.ode_system import AugmentedSystem
+from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
-from scalex.numerics.arrowhead import ArrowheadBDF
+from scalex.numerics.arrowhead import (
+    ArrowheadBDF,
+    ArrowheadUnavailableWarning,
+    bdf_internals_message,
+    bdf_internals_problem,
+)
 from scalex.numerics.threads import single_threaded_blas as _single_threaded_blas
 
 Array = NDArray[np.float64]
@@ -80,12 +79,20 @@ Array = NDArray[np.float64]
 #: |Q_ij| or |R_in| beyond which a run counts as diverged.
 DIVERGENCE_BOUND = 1e6
 
+#: Default absolute tolerance of the error coordinates E^τ (linear g, module docstring).
+EG_ATOL = 1e-16
+
+#: η above this multiple of the linear stability bound is reported as far outside the stable
+#: range (erf networks were measured to still converge at 2×, not at 3×; linear ones diverge
+#: above 1×).
+FAR_OUTSIDE = 2.0
+
 
 #: Largest arrowhead Jacobian (stored entries) for which ``method="auto"`` stays implicit
 #: (the block elimination keeps ~4/3 of this many doubles).
 MAX_JACOBIAN_NNZ = 15_000_000
 
-__all__ = ["METHODS", "solve_ode"]
+__all__ = ["METHODS", "solve_ode", "stability_report"]
 
 
 #: Methods that integrate the augmented state with the structured Jacobian.
@@ -126,11 +133,39 @@ def _initial(setup: Setup, init: xr.Dataset | None, seed: int) -> tuple[Array, A
     return q0, r0, t0, start
 
 
+def stability_report(setup: Setup, engine: str) -> tuple[dict[str, Any], str | None]:
+    """Attrs recording η against the linear stability bound, and a warning text if η is far
+    outside the stable range (more than `FAR_OUTSIDE` × the bound).
+
+    The bound is `Setup.eta_max_linear`, η Σ_i v_i² < 2 / Σ_{τ trained} f_τ λ_τ
+    (docs/theory.md §4.4, eq. (4.6)): exact for linear g, an estimate for erf.
+    """
+    bound = float(setup.eta_max_linear)
+    ratio = float(setup.eta) / bound
+    attrs: dict[str, Any] = {"eta_max_linear": bound, "eta_over_eta_max_linear": ratio}
+    if not ratio > FAR_OUTSIDE:
+        return attrs, None
+    message = (
+        f"{engine}: eta={setup.eta:g} is {ratio:.3g} x the linear stability bound "
+        f"eta_max_linear={bound:.4g} (eta*sum(v^2) < 2/sum_trained(f*lambda), docs/theory.md "
+        f"§4.4), far outside the stable range (> {FAR_OUTSIDE:g} x): SGD does not converge "
+        f"there; an erf network stays bounded only because erf saturates"
+    )
+    attrs["stability_warning"] = message
+    return attrs, message
+
+
 def _resolve_method(method: str, system: AugmentedSystem) -> str:
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
     if method == "auto":
-        return "arrowhead" if system.jacobian_nnz() <= MAX_JACOBIAN_NNZ else "DOP853"
+        method = "arrowhead" if system.jacobian_nnz() <= MAX_JACOBIAN_NNZ else "DOP853"
+    if method == "arrowhead":
+        problem = bdf_internals_problem(ArrowheadBDF)
+        if problem is not None:
+            warnings.warn(f"scalex.solve_ode: {bdf_internals_message(problem)}",
+                          ArrowheadUnavailableWarning, stacklevel=3)
+            return "BDF"
     return method
 
 
@@ -163,11 +198,12 @@ def solve_ode(
     init: xr.Dataset | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
+    eg_atol: float = EG_ATOL,
     method: str = "auto",
     progress: bool | None = None,
     log_time: bool = False,
 ) -> xr.Dataset:
-    """Integrate the order-parameter ODEs of THEORY §3 from α = 0 and sample them on ``alpha``.
+    """Integrate the ODEs of docs/theory.md §3 from the initial overlaps, sampled on ``alpha``.
 
     Parameters
     ----------
@@ -178,8 +214,12 @@ def solve_ode(
         start time; default `scalex.initial_overlaps(setup, seed)`.
     rtol, atol : integrator tolerances on the overlaps (atol absolute, per entry). See the
         module docstring for the resulting accuracy of ε_g.
+    eg_atol : absolute tolerance of the error coordinates E^τ (linear g only; rtol applies
+        too). Its default resolves ε_g relatively down to ~1e-12.
     method : "auto" ("arrowhead", or "DOP853" when the Jacobian exceeds ``MAX_JACOBIAN_NNZ``
-        entries); "arrowhead" (`ArrowheadBDF`); or a `scipy.integrate.solve_ivp` method:
+        entries); "arrowhead" (`ArrowheadBDF`; "BDF" with an `ArrowheadUnavailableWarning` if
+        scipy's BDF internals are not what it needs, see `scalex.numerics.arrowhead`); or a
+        `scipy.integrate.solve_ivp` method:
         "BDF", "Radau" (with the same Jacobian as a sparse matrix), "LSODA" (dense Jacobian
         for n ≤ 3000 unknowns, else its own estimate), "RK45", "DOP853", "RK23" (plain state).
     progress : None shows a tqdm bar over α decades on a terminal once the solve has run 5 s;
@@ -190,18 +230,20 @@ def solve_ode(
     -------
     A schema Dataset (`scalex.schema.make_dataset`, ``method="ode"``) whose attrs also hold
     ``ode_method``, ``rtol``, ``atol``, ``seed``, the numbers of right-hand-side, Jacobian and
-    LU evaluations, and ``wall_time_s``. If the overlaps blow up (|Q| or |R| >
-    `DIVERGENCE_BOUND`, non-finite values, or a failing integrator while they are large), the
-    rest of the grid is NaN, ``status`` is "diverged" and a `scalex.schema.DivergenceWarning`
-    is issued; any other integrator failure gives status "failed: <reason>" and a RuntimeWarning.
-    Neither raises.
+    LU evaluations, ``wall_time_s``, ``eg_atol``, ``eg_route``, ``eg_clipped``, and
+    ``eta_max_linear`` and ``eta_over_eta_max_linear`` (`stability_report`). If the overlaps
+    blow up (|Q| or |R| > `DIVERGENCE_BOUND`, non-finite values, or a failing integrator while
+    they are large) — also before the first requested α — the rest of the grid is NaN,
+    ``status`` is "diverged" and a `scalex.schema.DivergenceWarning` is issued; any other
+    integrator failure gives status "failed: <reason>" and a RuntimeWarning. Neither raises. η
+    far outside the stable range adds a `scalex.schema.StabilityWarning` (module docstring).
     """
-    from scalex.schema import DivergenceWarning, make_dataset
+    from scalex.schema import DivergenceWarning, StabilityWarning, make_dataset
 
     if not isinstance(setup, Setup):
         raise ValueError(f"setup: must be a scalex.Setup, got {type(setup).__name__}")
     alpha = check_alpha(alpha)
-    for name, tol in (("rtol", rtol), ("atol", atol)):
+    for name, tol in (("rtol", rtol), ("atol", atol), ("eg_atol", eg_atol)):
         if not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
             raise ValueError(f"{name}: must be finite and > 0, got {tol!r}")
     if progress not in (None, True, False):
@@ -217,15 +259,21 @@ def solve_ode(
     chosen = _resolve_method(method, system)
     if chosen in EXPLICIT:
         system = AugmentedSystem(q0, r0, t, augmented=False, **kwargs)
+    stability, unstable = stability_report(setup, "scalex.solve_ode")
+    if unstable:
+        warnings.warn(f"{unstable} ({setup!r})", StabilityWarning, stacklevel=2)
 
     A = alpha.size
     q_out = np.full((A, setup.L, setup.K, setup.K), np.nan)
     r_out = np.full((A, setup.L, setup.K, setup.M), np.nan)
+    z_out = np.full((system.n, A), np.nan)
     status, message = "ok", ""
     stats = {"nfev": 0, "njev": 0, "nlu": 0}
     tick = time.perf_counter()
+    z0 = system.initial_state()
     if system.G == 0 or alpha[-1] == start:
         q_out[:], r_out[:] = q0, r0  # nothing moves, or nothing to integrate
+        z_out[:] = z0[:, None]
     else:
         positive = alpha[alpha > 0]
         bar = _DecadeProgress(max(float(positive[0]) / 10, 1e-12), float(alpha[-1]), progress)
@@ -263,31 +311,43 @@ def solve_ode(
             ivp_kwargs["jac"] = lambda u, z: system.arrowhead(z, scale=dadu(u)).toarray()
         u0, u_eval = float(to_u(start)), to_u(alpha)
         u_eval[0] = max(u_eval[0], u0)  # round-off of the log map at α = start
-        z0 = system.initial_state()
+        atol_z = np.full(system.n, float(atol))
+        atol_z[system.error_index()] = eg_atol
         with warnings.catch_warnings(), _single_threaded_blas():
             warnings.simplefilter("ignore", RuntimeWarning)
             try:
                 sol = solve_ivp(fun, (u0, float(u_eval[-1])), z0, method=solver, t_eval=u_eval,
-                                rtol=rtol, atol=atol, events=blowup, **ivp_kwargs)
+                                rtol=rtol, atol=atol_z, events=blowup, **ivp_kwargs)
             finally:
                 bar.close()
+        # solve_ivp leaves t and y as empty lists when it stops before the first t_eval.
+        sol.t = np.asarray(sol.t, dtype=float).reshape(-1)
+        sol.y = np.asarray(sol.y, dtype=float).reshape(system.n, sol.t.size)
         done = sol.y.shape[1]
         if done:
             q_out[:done], r_out[:done] = system.overlaps(sol.y)
+            z_out[:, :done] = sol.y
         stats = {"nfev": int(sol.nfev), "njev": int(sol.njev), "nlu": int(sol.nlu)}
         if sol.status != 0 or not np.all(np.isfinite(sol.y)):
             status, message = _failure(sol, system, z0, to_alpha)
             bad = ~(np.all(np.isfinite(q_out.reshape(A, -1)), axis=1)
                     & np.all(np.isfinite(r_out.reshape(A, -1)), axis=1))
-            q_out[bad], r_out[bad] = np.nan, np.nan
+            q_out[bad], r_out[bad], z_out[:, bad] = np.nan, np.nan, np.nan
             category = DivergenceWarning if status == "diverged" else RuntimeWarning
-            warnings.warn(f"scalex.solve_ode: {setup!r}: {message}; the rest of the grid is NaN",
-                          category, stacklevel=2)
+            bound = (f" (eta={setup.eta:g}; the linear stability bound is "
+                     f"{setup.eta_max_linear:.4g})" if status == "diverged" else "")
+            warnings.warn(f"scalex.solve_ode: {setup!r}: {message}{bound}; the rest of the grid "
+                          f"is NaN", category, stacklevel=2)
+    eg, clipped = _generalization_error(setup, system, q_out, r_out, t, z_out)
     attrs = {
         "seed": int(seed),
         "ode_method": chosen,
         "rtol": float(rtol),
         "atol": float(atol),
+        "eg_atol": float(eg_atol),
+        "eg_route": ("error coordinates: eg = sum(lambda*E)/2" if system.ne else
+                     "eg = c^T I2(C) c / 2 of the overlaps, negative round-off clipped to 0"),
+        "eg_clipped": int(clipped),
         "log_time": int(log_time),
         "augmented_state": int(system.augmented),
         "n_rhs_evaluations": stats["nfev"],
@@ -296,9 +356,32 @@ def solve_ode(
         "n_moment_evaluations": system.counts["moments"],
         "wall_time_s": float(time.perf_counter() - tick),
     }
+    attrs.update(stability)
     if message:
         attrs["solver_message"] = message
-    return make_dataset(setup, alpha, q_out, r_out, t, method="ode", status=status, attrs=attrs)
+    return make_dataset(setup, alpha, q_out, r_out, t, method="ode", eg=eg, status=status,
+                        attrs=attrs)
+
+
+def _generalization_error(setup: Setup, system: AugmentedSystem, q: Array, r: Array, t: Array,
+                          z: Array) -> tuple[Array, int]:
+    """ε_g at the outputs and how many values were clipped from below 0.
+
+    With error coordinates (linear g) ε_g = ½ Σ_τ λ_τ E^τ (docs/theory.md §4, eq. (4.2)), which
+    is ≥ 0 by construction. Otherwise ε_g = ½ cᵀ I2(C) c (eq. (3.11)) from the λ-weighted
+    overlaps; I2 is PSD, so values below 0 are round-off or integration error and are
+    reported as 0 (a round-off guard; their number goes to attrs ``eg_clipped``).
+    """
+    if system.ne:
+        return system.generalization_error(z), 0
+    from scalex.schema import weighted_overlaps
+
+    Q, R, T = weighted_overlaps(q, r, t, setup.spectrum.eigenvalues)
+    v, w = setup.second_layer
+    with np.errstate(invalid="ignore"):
+        eg = generalization_error(Q, R, T, v, w, setup.activation)
+        negative = eg < 0
+    return np.where(negative, 0.0, eg), int(negative.sum())
 
 
 def _failure(sol: Any, system: AugmentedSystem, z0: Array,

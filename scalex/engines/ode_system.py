@@ -1,58 +1,44 @@
-"""Per-eigenvalue-group order-parameter ODEs (THEORY §3), exact as N → ∞.
+"""The order-parameter ODEs (docs/theory.md §3), exact as N → ∞, and their augmented system.
 
 Two layers:
 
-* kernels on plain arrays: `derivatives` (the right-hand side of THEORY §3 for all groups at
-  once), `field_moments` (s_ia and E[F_i F_j] of a field covariance, compiled for erf),
-  `group_rates` (the per-group contraction), the packed and augmented system `AugmentedSystem`
-  with its arrowhead Jacobian `ArrowheadMatrix`, and `ArrowheadBDF`, scipy's BDF with a
-  block-elimination linear solver;
-* `solve_ode`, which integrates from the initial overlaps of a seed and returns a schema
-  Dataset (`scalex.schema.make_dataset`).
+* kernels on plain arrays: `derivatives` (the right-hand side (3.4)–(3.6) for all groups at
+  once), `field_moments` (s_ia of (3.12) and E_ij of (3.6) for a field covariance, compiled
+  for erf) and `group_rates` (the per-group contraction at given s and E);
+* `AugmentedSystem`: the packed, augmented state with its right-hand side and its arrowhead
+  Jacobian (`AugmentedSystem.arrowhead`, or `AugmentedSystem.jacobian` in CSC form), which
+  `scalex.engines.ode.solve_ode` integrates.
 
-Integrator design
------------------
+Integrator design (docs/theory.md §3.6)
+---------------------------------------
 Per trained group τ the state is x_τ = (upper triangle of q^τ, r^τ): p = K(K+1)/2 + KM numbers
-(q^τ is symmetric, so only its upper triangle is integrated; t^τ is constant). The groups see
-each other only through the field covariance C, whose free entries y = (upper triangle of Q, R)
-are m = p numbers. The right-hand side has the form
+(q^τ is symmetric, so only its upper triangle is integrated; t^τ is constant, and frozen groups
+enter only through their constant share of C). For linear g, x_τ also ends with the group's
+error E^τ and y with Σ_τ λ_τ E^τ (error coordinates, `AugmentedSystem`). The groups see each
+other only through the field covariance C, whose free entries y = (upper triangle of Q, R)
+are m = p numbers. The right-hand side has the form of eq. (3.15),
 
-    f_τ = η λ_τ [A(s) x_τ + b_τ(s, E)],     s = s_ia(C), E = E[F_i F_j](C)   (THEORY §3)
+    f_τ = η λ_τ [A(s) x_τ + b_τ(s, E)],     s = s_ia(C), E = E_ij(C),   b_τ = (η f_τ E, s_R t^τ)
 
-with one p × p matrix A, linear in s, shared by all groups. The system is stiff: its fastest
-rate is ~ηλ_1 ∝ L (mean normalisation), its slowest ~ηλ_L, and runs span six or more decades
-of α. An explicit method needs O(ηλ_1 α_max) steps; an implicit one a number of steps set by
-how the solution changes, nearly independent of L, but it needs the Jacobian. For the plain
-state that Jacobian is block diagonal plus a rank-m coupling: dense. So the state is AUGMENTED
-with y itself, dy/dα = Σ_σ λ_σ f_σ(x_σ, y), and every f_τ takes its fields from y. The exact
-solution is unchanged (y − Σ_σ λ_σ x_σ is a linear invariant, which BDF preserves to round-off),
-and the Jacobian becomes an arrowhead:
+with one p × p matrix A, linear in s, shared by all groups (for p ≤ `PACKED_MAP_MAX_P` one BLAS
+product advances all groups). The system is stiff: its fastest rate is ~ηλ_1 ∝ L (mean
+normalisation), its slowest ~ηλ_L, and runs span six or more decades of α. An explicit method
+needs O(ηλ_1 α_max) steps; an implicit one a number of steps set by how the solution changes,
+nearly independent of L, but it needs the Jacobian. For the plain state that Jacobian is block
+diagonal plus a rank-m coupling: dense. So the state is AUGMENTED with y itself,
+dy/dα = Σ_σ λ_σ f_σ(x_σ, y), and every f_τ takes its fields from y. The exact solution is
+unchanged (y − Σ_σ λ_σ x_σ is a linear invariant, which BDF preserves to round-off), and the
+Jacobian becomes the arrowhead of eq. (3.16):
 
     ∂f_τ/∂x_τ = η λ_τ A          exact: f_τ is linear in x_τ at fixed y
     ∂f_τ/∂y   = D_τ              f_τ is linear in (s, E), so D_τ = rates(x_τ; ∂s/∂y_k, ∂E/∂y_k),
                                  with ∂s/∂y_k, ∂E/∂y_k by central differences (2m moments)
     ∂ẏ/∂x_σ   = λ_σ η λ_σ A      ∂ẏ/∂y = Σ_σ λ_σ D_σ
 
-`ArrowheadBDF` solves the Newton systems (I − cJ)δ = b by block elimination: G inverses of
-p × p blocks and one m × m Schur complement per factorisation, O(G p³); O(G p (p + m)) per
-solve. The same Jacobian can go as a CSC matrix (nnz = G(p² + 2pm) + m²) to scipy's own BDF or
-Radau (``method="BDF"``/``"Radau"``), which factorise it with SuperLU. Measured on the Fig. 1
-setup (benchmarks/ode_results.md): block elimination takes the same steps as SuperLU-BDF and
-was 2–3× faster at L = 1024; Radau needed twice the evaluations and complex LUs (8× slower);
-integrating in u = ln(α + α₀) (``log_time=True``) saved ~5 % of the steps but made ε_g
-5–10× less accurate at the same rtol, so plain α is the default. The cost grows from ~0.05 s
-(L = 1) to ~0.25 s (L = 1024), and is ~600× below a fixed-step RK4 (dt = 0.01) of equal accuracy.
-
-For very large K the G p² Jacobian entries do not fit (``MAX_JACOBIAN_NNZ``) and
-``method="auto"`` uses the explicit DOP853 on the plain (non-augmented) state instead. Its
-step is then stability-limited (~ηλ_1), so its cost grows ∝ α_max, and its errors are larger
-than BDF's at the same rtol (use rtol ≲ 1e-8 there).
-
-Accuracy: the error of the overlaps is ~rtol · |overlap|, so ε_g, a small difference of
-overlaps late in training, has relative errors ~10–50 × rtol while ε_g > 1e-4 max ε_g and
-larger below. A plateau exit amplifies errors of the small symmetry-breaking components
-(~ rtol · |q| / asymmetry): near it the error reached ~500 × rtol for L = 1. Tighten rtol to time
-escapes precisely.
+It has G(p² + 2pm) + m² stored entries (`AugmentedSystem.jacobian_nnz`). As an
+`scalex.numerics.arrowhead.ArrowheadMatrix` it is solved by block elimination; as a CSC matrix
+it goes to scipy's own BDF or Radau, which factorise it with SuperLU. With ``augmented=False``
+the state is the plain z = x, for the explicit methods.
 """
 
 from __future__ import annotations
@@ -84,10 +70,10 @@ PACKED_MAP_MAX_P = 64
 # --------------------------------------------------------------------------- kernels
 @numba.njit(cache=True)
 def _erf_moments(C: Array, v: Array, c: Array, noise2: float) -> tuple[Array, Array]:
-    """s_ia and E_ij for g = erf(·/√2) for a batch C (B, n, n) of covariances (THEORY §3).
+    """s_ia and E_ij for g = erf(·/√2) for a batch C (B, n, n) of covariances (docs/theory.md §3.3).
 
-    Closed forms J2, I3, I4 of THEORY §3; E uses I4(i,j,c,d) = I4(j,i,c,d) = I4(i,j,d,c), so it
-    costs K(K+1)/2 · n(n+1)/2 arcsines. ``noise2`` = s² adds s² v_i v_j J2(i, j) to E.
+    Closed forms J2, I3, I4 of docs/theory.md §3.3; E uses I4(i,j,c,d) = I4(j,i,c,d) = I4(i,j,d,c),
+    so it costs K(K+1)/2 · n(n+1)/2 arcsines. ``noise2`` = s² adds s² v_i v_j J2(i, j) to E.
     """
     B, n = C.shape[0], C.shape[1]
     K = v.shape[0]
@@ -141,12 +127,12 @@ def field_moments(
     activation: str = "erf",
     noise: float = 0.0,
 ) -> tuple[Array, Array]:
-    """s_ia = E[∂F_i/∂h_a] and the update second moment of THEORY §3, batched over leading axes.
+    """s_ia = E[∂F_i/∂h_a] and the second moment E_ij of docs/theory.md §3, batched (leading axes).
 
     Returns ``(s, E)``, s of shape (..., K, K+M) and E_ij = E[F_i F_j] + s² v_i v_j J2(i, j)
     (shape (..., K, K); the last term is the teacher-noise part, s = ``noise``). The same numbers
-    as `scalex.integrals.stein_coefficients` and `scalex.integrals.update_second_moment`; erf
-    runs through a compiled kernel.
+    as `scalex.model.integrals.stein_coefficients` and
+    `scalex.model.integrals.update_second_moment`; erf runs through a compiled kernel.
     """
     C = np.asarray(C, dtype=float)
     v = np.asarray(v, dtype=float)
@@ -173,7 +159,7 @@ def group_rates(
     frac: ArrayLike,
     eta: float,
 ) -> tuple[Array, Array]:
-    """dq^τ/dα and dr^τ/dα of THEORY §3 from given s and E (the per-group part).
+    """dq^τ/dα and dr^τ/dα of docs/theory.md §3.2 from given s and E (the per-group part).
 
         dq^τ = η λ_τ (q^τ s_Qᵀ + s_Q q^τ + r^τ s_Rᵀ + s_R r^τᵀ) + η² λ_τ f_τ E
         dr^τ = η λ_τ (s_Q r^τ + s_R t^τ)
@@ -211,7 +197,7 @@ def derivatives(
     noise: float = 0.0,
     trained: ArrayLike | None = None,
 ) -> tuple[Array, Array]:
-    """dq^τ/dα and dr^τ/dα of THEORY §3 for all groups at once.
+    """dq^τ/dα and dr^τ/dα of docs/theory.md §3.2 for all groups at once.
 
     With C = [[Q, R], [Rᵀ, T]] (Q = Σ_τ λ_τ q^τ, ...), s_ia = E[∂F_i/∂h_a] and
     G^τ = [q^τ, r^τ] (K × (K+M)), H^τ = [r^τᵀ, t^τ] (M × (K+M)):
@@ -254,11 +240,24 @@ def derivatives(
 # --------------------------------------------------------------------------- packed system
 @dataclass
 class AugmentedSystem:
-    """The ODEs of THEORY §3 on a packed state, with the Jacobian of the module docstring.
+    """The ODEs of docs/theory.md §3 on a packed state, with the Jacobian of the module docstring.
 
     State ``z = (x_1, …, x_G, y)`` for the G trained groups, x_τ = (q^τ[triu], r^τ.ravel()),
     and, if ``augmented``, y = (Q[triu], R.ravel()); otherwise z = x and the fields are summed
     from x. Frozen groups enter only through their constant share of C.
+
+    Error coordinates (``error_coordinates``, default on for linear g): x_τ additionally ends
+    with the per-group error E^τ = vᵀq^τv − 2vᵀr^τw + wᵀt^τw (docs/theory.md §4, eq. (4.2)) and
+    y with ε = Σ_τ λ_τ E^τ = 2ε_g. Late in training ε_g is a small difference of O(1)
+    overlaps, so tolerances on the overlaps do not control it; integrated as its own
+    coordinate, with the cancellation-free rate of eq. (4.3),
+
+        dE^τ/dα = η λ_τ [−2 (vᵀ s c / cᵀc) E^τ + η f_τ vᵀ 𝓔 v],   𝓔 = v vᵀ (ε + s²),
+
+    (vᵀ s c / cᵀc = Σv² for linear g, where s_ia = v_i c_a), ε_g = ε/2 gets its own tolerance
+    and relative accuracy. The overlap rates then take 𝓔 from ε as well (eq. (3.14)). The
+    rate is linear in E^τ with the coefficient linear in s, so the arrowhead structure (shared
+    A, border D) is unchanged with p = m one larger.
     """
 
     q0: Array  # (L, K, K) initial overlaps of all groups
@@ -273,6 +272,7 @@ class AugmentedSystem:
     noise: float = 0.0
     trained: NDArray[np.bool_] | None = None
     augmented: bool = True
+    error_coordinates: bool | None = None
     fd_step: float = 1e-6
     counts: dict[str, int] = field(default_factory=lambda: {"moments": 0})
 
@@ -288,7 +288,14 @@ class AugmentedSystem:
         self.trained = mask
         self.iu = np.triu_indices(K)
         self.nq = K * (K + 1) // 2
-        self.p = self.m = self.nq + K * M
+        if self.error_coordinates is None:
+            self.error_coordinates = self.activation == "linear"
+        if self.error_coordinates and self.activation != "linear":
+            raise ValueError("error_coordinates: closed error equations exist only for "
+                             f"activation='linear', got {self.activation!r}")
+        self.ne = int(bool(self.error_coordinates))
+        self.nf = self.nq + K * M  # field entries of x_τ and y
+        self.p = self.m = self.nf + self.ne
         self.G = int(mask.sum())
         self.n = self.G * self.p + (self.m if self.augmented else 0)
         self.lam = self.eigenvalues[mask]
@@ -297,15 +304,19 @@ class AugmentedSystem:
         self._t_flat = self.t_tr.transpose(1, 0, 2).reshape(M, -1)  # (M, G·M): rows m, cols (τ, n)
         lam, frozen = self.eigenvalues, ~mask
         self.T = np.einsum("g,gnm->nm", lam, self.t)
-        self.y_frozen = self.pack(np.einsum("g,gij->ij", lam[frozen], self.q0[frozen]),
-                                  np.einsum("g,gin->in", lam[frozen], self.r0[frozen]))
-        n = K + M
         self._c = coefficients(self.v, self.w)
+        self.e0 = self.group_errors(self.q0, self.r0)  # E^τ at the start, all groups
+        self.y_frozen = self.pack(np.einsum("g,gij->ij", lam[frozen], self.q0[frozen]),
+                                  np.einsum("g,gin->in", lam[frozen], self.r0[frozen]),
+                                  lam[frozen] @ self.e0[frozen])
+        n = K + M
         self._C_base = field_covariance(np.zeros((K, K)), np.zeros((K, M)), self.T)
         # Flat positions in C of each packed field entry: (i, j) and its mirror (j, i).
         rows = np.concatenate([self.iu[0], np.repeat(np.arange(K), M)])
         cols = np.concatenate([self.iu[1], K + np.tile(np.arange(M), K)])
         self._C_pos = (rows * n + cols, cols * n + rows)
+        self._c_shape = (K, n)
+        self._cc = float(self._c @ self._c)
         self._A_basis: Array | None = None
         if self.p <= PACKED_MAP_MAX_P:
             # A(s) is linear in s: keep its images of the unit s-matrices, (K(K+M), p²).
@@ -314,22 +325,52 @@ class AugmentedSystem:
         self._pattern: tuple[NDArray[np.intp], NDArray[np.int32], NDArray[np.int32]] | None = None
 
     # ---------------------------------------------------------------- packing
-    def pack(self, q: Array, r: Array) -> Array:
-        """(…, K, K), (…, K, M) → (…, p), the upper triangle of q first."""
-        return np.concatenate([q[..., self.iu[0], self.iu[1]],
-                               r.reshape((*r.shape[:-2], self.K * self.M))], axis=-1)
+    def pack(self, q: Array, r: Array, e: Array | float | None = None) -> Array:
+        """(…, K, K), (…, K, M) [, (…) errors] → (…, p), the upper triangle of q first.
+
+        With error coordinates, ``e`` (E^τ, or its rate) is the last entry; None gives 0.
+        """
+        parts = [q[..., self.iu[0], self.iu[1]], r.reshape((*r.shape[:-2], self.K * self.M))]
+        if self.ne:
+            lead = parts[0].shape[:-1]
+            parts.append(np.broadcast_to(0.0 if e is None else e, lead)[..., None])
+        return np.concatenate(parts, axis=-1)
 
     def unpack(self, x: Array) -> tuple[Array, Array]:
-        """Inverse of `pack`; q comes back exactly symmetric."""
+        """Inverse of `pack` for the overlaps (error coordinates dropped); q exactly symmetric."""
         K, M = self.K, self.M
         q = np.empty((*x.shape[:-1], K, K))
         q[..., self.iu[0], self.iu[1]] = x[..., : self.nq]
         q[..., self.iu[1], self.iu[0]] = x[..., : self.nq]
-        return q, x[..., self.nq:].reshape((*x.shape[:-1], K, M))
+        return q, x[..., self.nq:self.nf].reshape((*x.shape[:-1], K, M))
+
+    def group_errors(self, q: Array, r: Array) -> Array:
+        """E^τ = cᵀ C^τ c = vᵀq^τv − 2vᵀr^τw + wᵀt^τw per group (docs/theory.md §4, eq. (4.2))."""
+        v, w = self.v, self.w
+        return (np.einsum("i,...ij,j->...", v, q, v) - 2 * np.einsum("i,...in,n->...", v, r, w)
+                + np.einsum("n,gnm,m->g", w, self.t, w))
+
+    def error_index(self) -> NDArray[np.intp]:
+        """Positions of the error coordinates in z (empty without them)."""
+        if not self.ne:
+            return np.zeros(0, dtype=np.intp)
+        idx = np.arange(self.G) * self.p + self.p - 1
+        return np.append(idx, self.n - 1) if self.augmented else idx
+
+    def generalization_error(self, z: Array) -> Array:
+        """ε_g = ½ Σ_τ λ_τ E^τ (docs/theory.md §4, eq. (4.2)) from the error coordinates of the
+        states z (n, A), frozen groups at their start. Each E^τ = |P_τ D|²/N ≥ 0 exactly;
+        negative integrated values (round-off below the tolerance) are clipped to 0, so
+        ε_g ≥ 0."""
+        if not self.ne:
+            raise ValueError("error_coordinates: this system carries no error coordinates")
+        x, _ = self.split(z)
+        return 0.5 * (self.y_frozen[-1] + self.lam @ np.maximum(x[:, -1], 0.0))
 
     def initial_state(self) -> Array:
         """z at the start, from the stored initial overlaps."""
-        x = self.pack(self.q0[self.trained], self.r0[self.trained])
+        tr = self.trained
+        x = self.pack(self.q0[tr], self.r0[tr], self.e0[tr])
         if not self.augmented:
             return x.ravel()
         return np.concatenate([x.ravel(), self.y_frozen + self.lam @ x])
@@ -353,7 +394,8 @@ class AugmentedSystem:
         return q, r
 
     def covariance(self, y: Array) -> Array:
-        """C = [[Q, R], [Rᵀ, T]] from packed fields y (…, m)."""
+        """C = [[Q, R], [Rᵀ, T]] from packed fields y (…, m) (an error entry is ignored)."""
+        y = y[..., :self.nf]
         C = np.empty((*y.shape[:-1], *self._C_base.shape))
         C[...] = self._C_base
         flat = C.reshape((*y.shape[:-1], -1))
@@ -362,8 +404,17 @@ class AugmentedSystem:
         return C
 
     def moments(self, y: Array) -> tuple[Array, Array]:
-        """(s, E) of `field_moments` at fields y (…, m)."""
+        """(s, E) of `field_moments` at fields y (…, m).
+
+        With error coordinates (linear g) E = v vᵀ (ε + s²) with ε = y[-1] = 2ε_g
+        (docs/theory.md §3.5, eq. (3.14)), instead of cᵀCc from the fields, and s_ia = v_i c_a.
+        """
         self.counts["moments"] += int(np.prod(y.shape[:-1], dtype=np.int64))
+        if self.ne:
+            lead = y.shape[:-1]
+            s = np.broadcast_to(self.v[:, None] * self._c[None, :], (*lead, *self._c_shape))
+            E = np.multiply.outer(y[..., -1] + self.noise**2, np.outer(self.v, self.v))
+            return np.array(s), E
         C = self.covariance(y)
         if self.activation != "erf":
             return field_moments(C, self.v, self.w, self.activation, self.noise)
@@ -372,11 +423,25 @@ class AugmentedSystem:
         return s.reshape(y.shape[:-1] + s.shape[1:]), E.reshape(y.shape[:-1] + E.shape[1:])
 
     # ---------------------------------------------------------------- right-hand side
+    def error_drift(self, s: Array) -> Array:
+        """The coefficient −2 vᵀ s c / cᵀc of E^τ in dE^τ/(η λ_τ dα) (class docstring), linear
+        in s; −2 Σv² for linear g."""
+        if self._cc == 0.0:
+            return np.zeros(s.shape[:-2])
+        return -2.0 * np.einsum("i,...ia,a->...", self.v, s, self._c) / self._cc
+
     def rates(self, x: Array, s: Array, E: Array | None, t: bool = True) -> Array:
-        """Packed f_τ for x (…, G, p) at given (s, E): `group_rates` on the packed layout."""
+        """Packed f_τ for x (…, G, p) at given (s, E): `group_rates` on the packed layout,
+        plus dE^τ/dα with error coordinates (class docstring)."""
         q, r = self.unpack(x)
         dq, dr = group_rates(q, r, self.t_tr if t else None, s, E, self.lam, self.frac, self.eta)
-        return self.pack(dq, dr)
+        de = None
+        if self.ne:
+            de = self.error_drift(s) * x[..., -1]
+            if E is not None:
+                de = de + self.eta * self.frac * np.einsum("i,...ij,j->...", self.v, E, self.v)
+            de = self.eta * self.lam * de
+        return self.pack(dq, dr, de)
 
     def all_rates(self, x: Array, s: Array, E: Array) -> Array:
         """Packed f_τ (…, G, p) for x (G, p) and (s, E) with leading batch axes (…, K, ·)."""
@@ -389,11 +454,14 @@ class AugmentedSystem:
         lin = x @ np.swapaxes(self.linear_map(s), -1, -2)
         lin[..., : self.nq] += (self.eta * self.frac)[:, None] * E[..., None, *self.iu]
         sRt = (s[..., K:] @ self._t_flat).reshape((*batch, K, G, M))
-        lin[..., self.nq:] += np.moveaxis(sRt, -3, -2).reshape((*batch, G, K * M))
+        lin[..., self.nq:self.nf] += np.moveaxis(sRt, -3, -2).reshape((*batch, G, K * M))
+        if self.ne:  # b_τ of the error coordinate: η f_τ vᵀ E v
+            vEv = np.einsum("i,...ij,j->...", self.v, E, self.v)
+            lin[..., -1] += vEv[..., None] * (self.eta * self.frac)
         return (self.eta * self.lam)[:, None] * lin
 
     def rhs(self, z: Array) -> Array:
-        """dz/dα (THEORY §3); for the augmented state dy/dα = Σ_τ λ_τ f_τ."""
+        """dz/dα (docs/theory.md eq. (3.15)); for the augmented state dy/dα = Σ_τ λ_τ f_τ."""
         x, y = self.split(z)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             s, E = self.moments(y)
@@ -404,9 +472,11 @@ class AugmentedSystem:
 
     # ---------------------------------------------------------------- Jacobian
     def _linear_map_direct(self, s: Array) -> Array:
-        q, r = self.unpack(np.eye(self.p))
+        eye = np.eye(self.p)
+        q, r = self.unpack(eye)
         dq, dr = group_rates(q, r, None, s, None, np.ones(1), np.ones(1), 1.0)
-        return self.pack(dq, dr).T
+        de = self.error_drift(s) * eye[:, -1] if self.ne else None
+        return self.pack(dq, dr, de).T
 
     def linear_map(self, s: Array) -> Array:
         """A (…, p, p), the map x_τ ↦ (f_τ/(η λ_τ) − b_τ); linear in s, batched over s."""

@@ -1,9 +1,9 @@
-"""Numba kernels of one-pass SGD for the soft committee machine (THEORY §1).
+"""Numba kernels of one-pass SGD for the soft committee machine (docs/theory.md §1).
 
 Plain arrays in, weights updated in place; no labels, no random numbers. The driver in
-`scalex.simulate` draws the inputs and computes the teacher fields of a whole block with one
-matrix product (the teacher is fixed), so the kernels only do what must be sequential: the K
-student fields and the K weight updates of every step.
+`scalex.engines.simulate` draws the inputs and computes the teacher fields of a whole block
+with one matrix product (the teacher is fixed), so the kernels only do what must be
+sequential: the K student fields and the K weight updates of every step.
 
 Two memory layouts of the student weights give bit-identical results:
 
@@ -68,7 +68,7 @@ def _coefficients(x, y, eps, v, w, eta, noise, scale, erf, c):  # pragma: no cov
 
 @njit(cache=True, nogil=True, fastmath=False)
 def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf, xi, x, c):  # pragma: no cover
-    """Run ``len(z)`` online-SGD steps of THEORY §1 on the student weights ``J`` in place.
+    """Run ``len(z)`` online-SGD steps of docs/theory.md §1 on the student weights ``J`` in place.
 
     Step t, with ξ = √λ ⊙ z_t (eigenbasis of Σ):
 

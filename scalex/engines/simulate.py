@@ -1,21 +1,30 @@
-"""Direct simulation of online SGD at finite N (THEORY §1): the ground truth for the ODEs.
+"""Direct simulation of online SGD at finite N (docs/theory.md §1): the ground truth for the ODEs.
 
 `simulate` runs one seed per `dask.delayed` task and returns a schema Dataset with a ``seed``
 dimension. Each seed is driven by `run_seed` (plain arrays in, arrays out), whose inner loop is
-a numba kernel of `scalex._sgd_kernel` (weights as (K, N) rows, or transposed for
+a numba kernel of `scalex.engines.sgd_kernel` (weights as (K, N) rows, or transposed for
 K ≥ ``TRANSPOSED_MIN_K``; both give bit-identical results).
 
 Record steps
     A requested time α is recorded after n = rint(α·N) SGD steps (nearest integer, halves to
-    even); the ``alpha`` coordinate holds the exact n/N, the ``step`` coordinate n. Requested
-    times that round to the same step are recorded once (a log grid finer than the resolution
-    1/N at early α gives fewer records than requested); a grid that is not strictly increasing
-    raises `ValueError`.
+    even; `scalex.common.alpha.alpha_to_steps`). The ``alpha`` coordinate holds the requested
+    times, all of them and in order; the coordinates ``alpha_step`` = n/N (the time actually
+    simulated) and ``step`` = n sit beside it. Requested times that round to the same step (a
+    log grid finer than the resolution 1/N at early α) run that step once and report it under
+    each of them. A grid that is not strictly increasing raises `ValueError`.
+
+Warnings
+    Seeds run as dask tasks, possibly in worker threads, where warnings cannot be caught
+    safely (`warnings.catch_warnings` swaps process-global state and races between threads).
+    So a task never touches the warnings filters: a seed reports its own divergence as data,
+    floating-point warnings are silenced with the thread-local `numpy.errstate`, and any other
+    warning issued inside a task is collected per task (`run_captured`) and re-issued by
+    `compute_tasks` in the calling thread, in task order.
 
 Random-number layout (bit-for-bit reproducible for a given seed, dtype and machine)
     ``SeedSequence(seed).spawn(3)`` gives the teacher, student and data streams of
-    `scalex.weights.rng_streams`; the initial weights are `scalex.weights.sample_weights`
-    (the start of `scalex.weights.initial_overlaps`).
+    `scalex.model.weights.rng_streams`; the initial weights are
+    `scalex.model.weights.sample_weights` (the start of `scalex.schema.initial_overlaps`).
 
     *Data stream.* Steps are run in blocks of at most ``block`` steps; a block also ends at a
     record step. For a block of n steps the data generator draws
@@ -43,6 +52,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,15 +64,22 @@ import xarray as xr
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf as _erf
 
-from scalex.common.alpha import alpha_to_steps
+from scalex.common.alpha import alpha_to_steps, check_alpha
 from scalex.common.progress import Progress
 from scalex.common.seeds import check_seeds
+from scalex.engines.ode import stability_report
 from scalex.engines.sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup, as_setup
 from scalex.model.weights import group_overlaps, rng_streams, sample_weights
 from scalex.numerics.threads import single_threaded_blas
-from scalex.schema import DivergenceWarning, make_dataset, weighted_overlaps
+from scalex.schema import (
+    DivergenceWarning,
+    StabilityWarning,
+    annotate,
+    make_dataset,
+    weighted_overlaps,
+)
 
 __all__ = [
     "DIVERGENCE_THRESHOLD",
@@ -72,6 +89,7 @@ __all__ = [
     "default_block",
     "monte_carlo_error",
     "record_steps",
+    "run_captured",
     "run_seed",
     "simulate",
     "single_threaded_blas",
@@ -96,8 +114,10 @@ Array = NDArray[np.float64]
 
 # --------------------------------------------------------------------------- validation
 def record_steps(alpha: ArrayLike, N: int) -> NDArray[np.int64]:
-    """The SGD step n = rint(α·N) of every requested record time α (see module docstring)."""
-    # A log grid finer than 1/N at early times rounds several α to one step: record it once.
+    """The distinct SGD steps n = rint(α·N) to run for the record times α, increasing.
+
+    Several α may share a step (`alpha_to_steps`); it is run once (module docstring).
+    """
     return np.unique(alpha_to_steps(alpha, N))
 
 
@@ -144,7 +164,7 @@ def monte_carlo_error(
     n_samples: int,
     chunk: int = TEST_CHUNK,
 ) -> tuple[float, float]:
-    """Monte Carlo ε_g = E_ξ[½(ζ − σ)²] (THEORY §1, noiseless labels) and its standard error.
+    """Monte Carlo ε_g = E_ξ[½(ζ − σ)²] (noiseless, docs/theory.md (1.7)) and its standard error.
 
     ``n_samples`` inputs ξ = √λ ⊙ z are drawn as ``rng.standard_normal((chunk, N))`` blocks.
     """
@@ -287,12 +307,24 @@ def run_seed(
     return out
 
 
-def _seed_dataset(setup: Setup, steps: NDArray[np.int64], seed: int, **kwargs: Any) -> xr.Dataset:
-    """`run_seed` wrapped into a schema Dataset (one dask task)."""
-    with single_threaded_blas():
+def _seed_dataset(setup: Setup, alpha: NDArray[np.float64], seed: int,
+                  **kwargs: Any) -> tuple[xr.Dataset, list[WarningRecord]]:
+    """`run_seed` wrapped into a schema Dataset on the requested ``alpha`` (one dask task),
+    and the warnings of this seed as data (module docstring)."""
+    wanted = alpha_to_steps(alpha, setup.N)
+    steps, where = np.unique(wanted, return_inverse=True)
+    with single_threaded_blas(), np.errstate(all="ignore"):
         res = run_seed(setup, steps, seed, **kwargs)
-    alpha = steps / setup.N
-    A, L, K, M = steps.size, setup.L, setup.K, setup.M
+    for name in ("q", "r", "Q", "R", "eg", "eg_test", "eg_test_stderr"):
+        if res[name] is not None:  # each distinct step, under every α that asked for it
+            res[name] = res[name][where]
+    notes: list[WarningRecord] = []
+    if res["status"] == "diverged":
+        notes.append((DivergenceWarning, (
+            f"simulate: seed {seed} diverged by step {res['steps_done']} (alpha ≈ "
+            f"{res['steps_done'] / setup.N:.4g}; eta={setup.eta:g}, linear stability bound "
+            f"{setup.eta_max_linear:.4g}); its later records are NaN")))
+    A, L, K, M = alpha.size, setup.L, setup.K, setup.M
     # Unrecorded per-group overlaps: a zero-memory placeholder, dropped below.
     q = res["q"] if res["q"] is not None else np.broadcast_to(np.nan, (A, L, K, K))
     r = res["r"] if res["r"] is not None else np.broadcast_to(np.nan, (A, L, K, M))
@@ -314,7 +346,89 @@ def _seed_dataset(setup: Setup, steps: NDArray[np.int64], seed: int, **kwargs: A
     ds = make_dataset(setup, alpha, q, r, res["t"], method="sgd", eg=exact_eg,
                       status=res["status"], extra=extra)
     ds = ds.drop_vars([n for n in ("q", "r") if res[n] is None])
-    return ds.assign_coords(step=("alpha", steps))
+    return step_coords(ds, wanted, setup.N), notes
+
+
+def step_coords(ds: xr.Dataset, steps: NDArray[np.int64], N: int) -> xr.Dataset:
+    """Add ``step(alpha)`` = n and ``alpha_step(alpha)`` = n/N beside the requested α."""
+    ds = ds.assign_coords(step=("alpha", steps), alpha_step=("alpha", steps / N))
+    return annotate(ds)  # long_name and units of both from scalex.schema.COORDS
+
+
+# --------------------------------------------------------------------------- warnings of tasks
+#: A warning as data: (category, message).
+WarningRecord = tuple[type[Warning], str]
+
+
+class _Captured:
+    """A task's result and the warnings issued inside it, as (category, message, file, line)."""
+
+    def __init__(self, result: Any, caught: list[tuple[type[Warning], str, str, int]]) -> None:
+        self.result, self.caught = result, caught
+
+
+_capture_lock = threading.Lock()
+_capture_users = 0
+_capture_saved: Any = None
+_capture_local = threading.local()
+
+
+def _dispatch_warning(message: Any, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """`warnings.showwarning` while tasks run: a task's thread collects, others show."""
+    sink = getattr(_capture_local, "sink", None)
+    if sink is not None:
+        sink.append((category, str(message), filename, lineno))
+    elif _capture_saved is not None:
+        _capture_saved(message, category, filename, lineno, file, line)
+
+
+def run_captured(func: Callable[..., Any], *args: Any, **kwargs: Any) -> _Captured:
+    """Run a task body, collecting the warnings it issues in its own thread (no filter change).
+
+    While any task runs, `warnings.showwarning` (not the filters) is a dispatcher that hands a
+    warning from a task's thread to that task and passes every other one on; it is installed
+    and restored under a lock, reference-counted, and left alone if someone replaced it
+    meanwhile. A body returning ``(result, [(category, message), ...])`` reports warnings as
+    data instead. `compute_tasks` re-issues both in the calling thread.
+    """
+    global _capture_users, _capture_saved
+    with _capture_lock:
+        if _capture_users == 0:
+            _capture_saved = warnings.showwarning
+            warnings.showwarning = _dispatch_warning
+        _capture_users += 1
+    previous = getattr(_capture_local, "sink", None)
+    _capture_local.sink = caught = []
+    try:
+        result = func(*args, **kwargs)
+    finally:
+        _capture_local.sink = previous
+        with _capture_lock:
+            _capture_users -= 1
+            if _capture_users == 0:
+                if warnings.showwarning is _dispatch_warning:
+                    warnings.showwarning = _capture_saved
+                _capture_saved = None
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], list):
+        result, notes = result
+        caught = [(cat, msg, __file__, 0) for cat, msg in notes] + caught
+    return _Captured(result, caught)
+
+
+def _reissue(results: list[Any]) -> list[Any]:
+    """Unwrap `_Captured` results, re-issuing their warnings here (the calling thread)."""
+    out = []
+    for res in results:
+        if isinstance(res, _Captured):
+            for category, message, filename, lineno in res.caught:
+                if lineno:
+                    warnings.warn_explicit(message, category, filename, lineno)
+                else:
+                    warnings.warn(message, category, stacklevel=4)
+            res = res.result
+        out.append(res)
+    return out
 
 
 # --------------------------------------------------------------------------- dask plumbing
@@ -326,26 +440,29 @@ def compute_tasks(tasks: Sequence[Any], scheduler: Any = None) -> list[Any]:
     "threads", "processes", or "distributed" for the current Client); a `distributed.Client`;
     or a scheduler address such as "tcp://127.0.0.1:8786", to which a Client is connected for
     this call and closed afterwards.
+
+    Tasks built on `run_captured` return their result with the warnings issued inside them;
+    these are re-issued here, in the calling thread, in task order (module docstring).
     """
     tasks = list(tasks)
     if not tasks:
         return []
     if scheduler is None:
-        return list(dask.compute(*tasks))
+        return _reissue(list(dask.compute(*tasks)))
     if isinstance(scheduler, str) and "://" in scheduler:
         from distributed import Client
 
         with Client(scheduler) as client:
-            return list(dask.compute(*tasks, scheduler=client))
+            return _reissue(list(dask.compute(*tasks, scheduler=client)))
     if isinstance(scheduler, str):
         if scheduler not in SCHEDULER_NAMES:
             raise ValueError(
                 f"scheduler: must be one of {SCHEDULER_NAMES}, a distributed.Client or a "
                 f"scheduler address 'tcp://host:port', got {scheduler!r}"
             )
-        return list(dask.compute(*tasks, scheduler=scheduler))
+        return _reissue(list(dask.compute(*tasks, scheduler=scheduler)))
     if hasattr(scheduler, "get") and hasattr(scheduler, "submit"):  # distributed.Client
-        return list(dask.compute(*tasks, scheduler=scheduler))
+        return _reissue(list(dask.compute(*tasks, scheduler=scheduler)))
     raise ValueError(
         f"scheduler: must be a scheduler name, a distributed.Client or an address, "
         f"got {type(scheduler).__name__}"
@@ -373,13 +490,14 @@ def simulate(
     progress: bool | None = None,
     divergence_threshold: float = DIVERGENCE_THRESHOLD,
 ) -> xr.Dataset:
-    """Simulate online SGD of THEORY §1 at finite N for several seeds.
+    """Simulate online SGD of docs/theory.md §1 at finite N for several seeds.
 
     Parameters
     ----------
     setup : the experiment (a `Setup` or a mapping of its fields).
-    alpha : record times α (increasing, may start at 0); α is rounded to the step rint(α·N)
-        and the coordinate holds n/N (see the module docstring).
+    alpha : record times α (increasing, may start at 0). The ``alpha`` coordinate keeps them;
+        each is run to the step n = rint(α·N), reported as ``alpha_step`` = n/N (module
+        docstring).
     seeds : distinct integer seeds; seed s starts from ``sample_weights(setup, s)``.
     record : which overlaps to store, a subset of ``RECORDABLE``: per-group "q", "r" (the
         schema variables) and/or the λ-weighted "Q", "R" (much smaller for large L). ε_g is
@@ -391,7 +509,7 @@ def simulate(
         `default_block` (about 512 kB of inputs, which keeps them in cache).
     dtype : "float64" or "float32" (weights, inputs and their stream; overlaps are float64).
         float32 rounds the initial weights, so its α = 0 record differs from
-        `scalex.weights.initial_overlaps` by that rounding.
+        `scalex.schema.initial_overlaps` by that rounding.
     scheduler : see `compute_tasks`; one task per seed.
     progress : show a progress bar; None shows one only for a long run on a terminal.
     divergence_threshold : a seed with max_i q_ii above this counts as diverged.
@@ -399,13 +517,18 @@ def simulate(
     Returns
     -------
     A schema Dataset with dims ``(seed, alpha, ...)``, ``status(seed)``, ``wall_time(seed)``,
-    coordinate ``step(alpha)``, and attrs ``block_size``, ``dtype``, ``wall_time_s``.
+    coordinates ``step(alpha)`` and ``alpha_step(alpha)``, and attrs ``block_size``,
+    ``dtype``, ``wall_time_s``, ``eta_max_linear``, ``eta_over_eta_max_linear``. A diverged
+    seed gives one `scalex.schema.DivergenceWarning` naming it; η far outside the stable range
+    a `scalex.schema.StabilityWarning` (`scalex.engines.ode.stability_report`). Both are
+    issued in the calling thread, whatever the scheduler.
     """
     try:
         setup = as_setup(setup)
     except TypeError as err:
         raise ValueError(f"setup: {err}") from None
     steps = record_steps(alpha, setup.N)
+    alpha = check_alpha(alpha)
     seed_list = list(check_seeds(seeds))
     rec = _check_record(record)
     eg_test = _check_int(eg_test, "eg_test", 0)
@@ -424,8 +547,11 @@ def simulate(
     kwargs = dict(record=rec, eg_test=eg_test, block=block, dtype=dtype,
                   divergence_threshold=float(divergence_threshold),
                   callback=bar.update if bar else None)
+    stability, unstable = stability_report(setup, "simulate")
+    if unstable:
+        warnings.warn(f"{unstable} ({setup!r})", StabilityWarning, stacklevel=2)
     tasks = [
-        dask.delayed(_seed_dataset, pure=False)(setup, steps, s, **kwargs)
+        dask.delayed(run_captured, pure=False)(_seed_dataset, setup, alpha, s, **kwargs)
         for s in seed_list
     ]
     t0 = time.perf_counter()
@@ -450,15 +576,10 @@ def simulate(
     ds["t"] = ds["t"].transpose("seed", ...)
     ds.attrs.update(block_size=block, dtype=dtype, wall_time_s=wall, recorded=" ".join(rec),
                     divergence_threshold=float(divergence_threshold), eg_test_samples=eg_test,
-                    record_rounding="step n = rint(alpha*N); alpha coordinate = n/N",
+                    record_rounding="step n = rint(alpha*N) for each requested alpha; "
+                                    "alpha_step coordinate = n/N",
+                    **stability,
                     rng_layout="data: SeedSequence(seed).spawn(3)[2], standard_normal((block, "
                                "N+1)) per block, columns z then label noise; test: "
                                "SeedSequence(seed).spawn(4)[3]")
-    diverged = [s for s, st in zip(seed_list, ds["status"].values) if st == "diverged"]
-    if diverged:
-        warnings.warn(
-            f"simulate: seed(s) {diverged} diverged (eta={setup.eta:g}; the linear stability "
-            f"bound is {setup.eta_max_linear:.4g}); their later records are NaN",
-            DivergenceWarning, stacklevel=2,
-        )
     return ds

@@ -16,11 +16,15 @@ A catalog file holds ``entries``, each a complete experiment::
         plots: [learning_curves, {name: plateau_length, x: L, over: null}]
         cost: "~10 s on 2 cores"
 
-`load_catalog` validates everything before anything runs: an unknown field, a wrong type or an
-invalid `Setup` raises `CatalogError` naming the file, the entry and the field. `run_entry` runs
-one entry into an output folder (the result store, the combined NetCDF files, an analysis
-summary, plots, an optional HTML report and an intake catalog); the ``scalex`` CLI is a thin
-front to it.
+`ENTRY_FIELDS` lists every field, `ANALYSES` the analyses, and `alpha_grid` reads the
+``alpha`` field. ``setup`` may take its eigenvalues from a bundled real data set
+(``spectrum_from``, `scalex.model.datasets`). `load_catalog` (default file
+`default_catalog_path`: ``$SCALEX_CATALOG``, else catalogs/paper.yaml) and `parse_catalog`
+validate everything before anything runs. The YAML is read safely, with YAML 1.2 floats
+(``1e-2`` is a number) and no duplicate keys. An unknown field, a wrong type, an invalid
+`Setup` or an invalid grid point raises `CatalogError` naming the file, the entry and the
+field. An `Entry` runs its main kind with `Entry.run`, a `scalex.experiments.sweep.sweep`.
+Running a whole entry (comparisons, analyses, plots, report) is `scalex.experiments.runner`.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ ENTRY_FIELDS: dict[str, tuple[bool, str]] = {
     "kind_options": (False, "keyword arguments passed to the kind"),
     "compare": (False, "other kinds (or {kind, options}) run on the same grid for comparison"),
     "analyses": (False, f"analyses to run: any of {('summary', 'escape')}"),
-    "plots": (False, "scalex.plot functions: names or {name, file, **options}"),
+    "plots": (False, "scalex.viz.plots functions: names or {name, file, **options}"),
     "cost": (False, "an estimate of the run time, shown by `scalex list`"),
 }
 TOP_FIELDS = ("version", "description", "entries")
@@ -77,8 +81,8 @@ ALPHA_FIELDS = ("start", "stop", "num", "spacing", "zero")
 SPECTRUM_FROM_FIELDS = ("data", "fit_range", "size", "stride", "images")
 #: analysis name -> what it adds
 ANALYSES = {
-    "summary": "scalex.analysis.summary: plateau length/height, exponents per member",
-    "escape": "scalex.theory.escape: predicted plateau length per member",
+    "summary": "scalex.analysis.measures.summary: plateau length/height, exponents per member",
+    "escape": "scalex.analysis.escape.escape: predicted plateau length per member",
 }
 CATALOG_ENV = "SCALEX_CATALOG"
 
@@ -124,7 +128,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 # ---------------------------------------------------------------------------------- entries
 @dataclass(frozen=True)
 class PlotSpec:
-    """One plot of an entry: ``scalex.plot.<name>(data, **options)`` saved as ``<file>.*``."""
+    """One plot of an entry: ``scalex.viz.plots.<name>(data, **options)`` saved as ``<file>.*``."""
 
     name: str
     file: str
@@ -169,7 +173,7 @@ class Entry:
         return f"{self.kind}, {self.n_members} member(s), {cost}: {text}"
 
     def run(self, **kwargs: Any) -> xr.Dataset:
-        """`scalex.sweep.sweep` of this entry's main kind (``kwargs`` go to `sweep`)."""
+        """`scalex.experiments.sweep.sweep` of this entry's main kind (``kwargs`` go to `sweep`)."""
         return sweep(
             self.kind, self.setup, dict(self.over), self.seeds, self.alpha_array,
             **{**dict(self.kind_options), **kwargs},
@@ -215,7 +219,16 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such catalog file")
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise CatalogError(
+            f"{path}: not UTF-8 text: byte {err.object[err.start:err.start + 1]!r} at line "
+            f"{line} (offset {err.start}); save the catalog as UTF-8") from None
+    except OSError as err:
+        raise CatalogError(f"{path}: cannot be read: {err.strerror or err}") from None
+    try:
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as err:
         raise CatalogError(f"{path}: not valid YAML: {err}") from None
     return parse_catalog(data, str(path))
@@ -344,7 +357,7 @@ def _setup_error(err: Exception, prefix: str, fail: _Fail) -> CatalogError:
 
 
 def _spectrum_from(spec: Any, params: Mapping[str, Any], fail: _Fail) -> dict[str, Any]:
-    """Explicit eigenvalues from a bundled real data set (`scalex.datasets.real_data`)."""
+    """Explicit eigenvalues from a bundled real data set (`scalex.model.datasets.real_data`)."""
     if isinstance(spec, str):
         spec = {"data": spec}
     if not isinstance(spec, Mapping) or "data" not in spec:
@@ -360,7 +373,7 @@ def _spectrum_from(spec: Any, params: Mapping[str, Any], fail: _Fail) -> dict[st
     try:
         from scalex.model import datasets
     except ImportError as err:
-        raise fail("setup.spectrum_from", f"needs scalex.datasets ({err})") from None
+        raise fail("setup.spectrum_from", f"needs scalex.model.datasets ({err})") from None
     options = {k: v for k, v in spec.items() if k not in ("data",)}
     if "fit_range" in options:
         options["fit_range"] = tuple(options["fit_range"])
@@ -390,7 +403,7 @@ def _parse_over(spec: Any, base: Setup, fail: _Fail) -> dict[str, tuple[Any, ...
             raise fail(f"over.{key}", re.sub(r"^over(\[.*?\])?: ", "", str(err))) from None
     try:
         grid_members(base, out, [0])
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         msg = re.sub(r"^over(\[.*?\])?: ", "", str(err))
         # Name the axis whose value the Setup rejected ("L: must divide N ...").
         bad = re.search(r"is not a valid Setup: ([A-Za-z_]+): ", msg)
@@ -409,6 +422,57 @@ def _parse_seeds(spec: Any, fail: _Fail) -> tuple[int, ...]:
         return check_seeds(spec)
     except ValueError as err:
         raise fail("seeds", str(err).removeprefix("seeds: ")) from None
+
+
+#: keyword arguments the sweep itself takes (``scalex run`` options), not the kind's
+SWEEP_OPTIONS = ("client", "store", "batch_size", "progress", "scheduler", "workers",
+                 "scheduler_timeout")
+
+
+def kind_option_names(kind: str) -> set[str] | None:
+    """Keyword arguments a kind accepts in ``kind_options``; None if any are accepted.
+
+    From `inspect.signature` of the function the kind runs (``Kind.requires``, e.g.
+    `scalex.engines.ode.solve_ode`), or of the registered member function itself, without the
+    arguments the sweep fills in (setup, alpha, seed/seeds). None when the function takes
+    ``**kwargs`` or cannot be imported (then `run_entry` reports the missing module).
+    """
+    import inspect
+    from importlib import import_module
+
+    spec = KINDS[kind]
+    func: Any = spec.func
+    if spec.requires:
+        module, _, attr = spec.requires.partition(":")
+        try:
+            func = getattr(import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    skip = {"setup", "alpha", "seed", "seeds"}
+    return {p.name for p in params if p.name not in skip
+            and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _check_kind_options(options: Mapping[Any, Any], kind: str, field_name: str,
+                        fail: _Fail) -> dict[str, Any]:
+    """Refuse option names the kind's function does not take (a typo would fail every member)."""
+    allowed = kind_option_names(kind)
+    for key in options:
+        if not isinstance(key, str):
+            raise fail(field_name, f"keys must be option names, got {key!r}")
+        if key in SWEEP_OPTIONS:
+            raise fail(f"{field_name}.{key}",
+                       "is an option of the run (scalex run / sweep), not of the kind")
+        if allowed is not None and key not in allowed:
+            raise fail(f"{field_name}.{key}",
+                       f"unknown option of kind {kind!r}; allowed: {sorted(allowed)}")
+    return dict(options)
 
 
 def _parse_names(spec: Any, name: str, fail: _Fail) -> list[Any]:
@@ -430,7 +494,8 @@ def _parse_plots(spec: Any, fail: _Fail) -> tuple[PlotSpec, ...]:
                        f"must be a plot name or {{name: ..., **options}}, got {item!r}")
         name = item["name"]
         if not name.isidentifier() or name.startswith("_"):
-            raise fail(f"plots[{i}].name", f"must be a scalex.plot function name, got {name!r}")
+            raise fail(f"plots[{i}].name",
+                       f"must be a scalex.viz.plots function name, got {name!r}")
         file = item.get("file", name)
         if not isinstance(file, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", file):
             raise fail(f"plots[{i}].file", f"must be a plain file stem, got {file!r}")
@@ -454,13 +519,13 @@ def _parse_compare(spec: Any, main_kind: str, fail: _Fail) -> tuple[tuple[str, d
                            "unknown field; allowed: ['kind', 'options']")
             options = item.get("options") or {}
             item = item.get("kind")
-        if item not in KINDS:
+        if not isinstance(item, str) or item not in KINDS:
             raise fail(f"compare[{i}]", f"must be one of {sorted(KINDS)}, got {item!r}")
         if item == main_kind:
             raise fail(f"compare[{i}]", f"{item!r} is already the entry's kind")
         if not isinstance(options, Mapping):
             raise fail(f"compare[{i}].options", f"must be a mapping, got {options!r}")
-        out.append((item, dict(options)))
+        out.append((item, _check_kind_options(options, item, f"compare[{i}].options", fail)))
     return tuple(out)
 
 
@@ -478,7 +543,7 @@ def _parse_entry(name: str, raw: Any, source: str) -> Entry:
     if not isinstance(description, str) or not description.strip():
         raise fail("description", "must be a non-empty string")
     kind = raw["kind"]
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise fail("kind", f"must be one of {sorted(KINDS)}, got {kind!r}")
     setup = _setup_from(raw.get("setup"), fail)
     over = _parse_over(raw.get("over"), setup, fail)
@@ -487,9 +552,10 @@ def _parse_entry(name: str, raw: Any, source: str) -> Entry:
     kind_options = raw.get("kind_options") or {}
     if not isinstance(kind_options, Mapping):
         raise fail("kind_options", f"must be a mapping of keyword arguments, got {kind_options!r}")
+    kind_options = _check_kind_options(kind_options, kind, "kind_options", fail)
     analyses = _parse_names(raw.get("analyses"), "analyses", fail)
     for i, item in enumerate(analyses):
-        if item not in ANALYSES:
+        if not isinstance(item, str) or item not in ANALYSES:
             raise fail(f"analyses[{i}]", f"must be one of {list(ANALYSES)}, got {item!r}")
     cost = raw.get("cost")
     if cost is not None and not isinstance(cost, str):

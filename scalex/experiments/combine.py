@@ -1,44 +1,20 @@
-"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+"""Combining the member Datasets of a sweep into one Dataset with orthogonal sweep dims.
 
-A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
-*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
-``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
-members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
-(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
+`combine_members` concatenates the members (`xarray.combine_nested`) along the sweep
+dimensions, in the order of ``over``, and ``seed``, followed by the schema dimensions. It adds
+``setup_hash(*sweep dims)``, a coordinate for each further field of a linked axis ("K=M") and
+the sweep attributes (``sweep_kind``, ``sweep_dims``, ``sweep_over``, ``sweep_seeds``,
+``sweep_key``, ``padding``) to those of the base `Setup`. `normalise_member` brings a kind's
+output to member form: no seed dim, a 0-d ``status``, and the requested α grid where the kind
+reports α rounded to whole SGD steps. `placeholder_member` is the NaN stand-in for a member
+without data, and `warn_bad_members` issues the warnings of failed, missing and diverged members.
 
 Ragged dimensions
     Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
     dimensions of the result are those of the largest member; a smaller member's values beyond
-    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
-    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
-
-Failures
-    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
-    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
-    grid completes either way, and a warning counts the failed and diverged members.
-
-Result store (``store=path``)
-    Every member is written, as soon as it finishes and by the worker that ran it, to its own
-    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
-    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
-    the error instead. A rerun skips every member whose file is present and valid, and retries
-    the failed ones: an exception may be transient (memory, a lost worker), whereas a
-    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
-    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
-
-Schedulers
-    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
-    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
-    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
-    therefore uses "auto", which times the first member and starts processes only when the
-    rest of the grid is long enough to pay for them, and otherwise runs serially.
-    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
-    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
-    ``if __name__ == "__main__":`` guard. ``client`` may be a
-    `distributed.Client` or a scheduler address; members are then submitted in a bounded
-    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
-    never holds the whole grid. With a store, the workers write the member files
-    themselves, so on a multi-machine cluster the store must be on a shared file system.
+    its own size are NaN (``attrs["padding"]`` says so). The padding keeps a dask-backed member
+    in one block. Per-member coordinates become multi-dimensional over the sweep dimensions they
+    depend on, e.g. ``eigenvalue(L, group)``.
 """
 
 from __future__ import annotations
@@ -284,9 +260,16 @@ def _sweep_attrs(
 ) -> dict[str, Any]:
     dims = " ".join(ax.dim for ax in axes)
     attrs = base_attrs(base_setup, method, title=f"scalex {kind} sweep over {dims or 'seed'}")
+    swept = " ".join(name for ax in axes for name in ax.fields)
     attrs.update(
         sweep_kind=kind,
         sweep_dims=dims,
+        sweep_fields=swept,
+        sweep_note=(
+            f"scalex_setup, setup_hash and the Setup-field attributes describe the base Setup "
+            f"of the sweep; the swept fields ({swept or 'none'}) vary along their coordinates. "
+            "A member's own Setup: ds.sel(...).scalex.setup or scalex.schema.member_setup"
+        ),
         sweep_over=json.dumps({k: jsonable(list(v)) for k, v in (over or {}).items()}),
         sweep_seeds=np.asarray(seeds, dtype=np.int64),
         sweep_key=key,

@@ -1,79 +1,129 @@
-"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+"""Running sweep members: locally on dask (serial, threads, worker processes) or on a cluster.
 
-A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
-*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
-``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
-members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
-(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
+One member is one call of `run_member` (the body of one dask task). Around it this module
+guarantees what a long sweep needs when things go wrong:
 
-Ragged dimensions
-    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
-    dimensions of the result are those of the largest member; a smaller member's values beyond
-    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
-    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
-
-Failures
-    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
-    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
-    grid completes either way, and a warning counts the failed and diverged members.
-
-Result store (``store=path``)
-    Every member is written, as soon as it finishes and by the worker that ran it, to its own
-    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
-    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
-    the error instead. A rerun skips every member whose file is present and valid, and retries
-    the failed ones: an exception may be transient (memory, a lost worker), whereas a
-    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
-    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
-
-Schedulers
-    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
-    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
-    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
-    therefore uses "auto", which times the first member and starts processes only when the
-    rest of the grid is long enough to pay for them, and otherwise runs serially.
-    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
-    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
-    ``if __name__ == "__main__":`` guard. ``client`` may be a
-    `distributed.Client` or a scheduler address; members are then submitted in a bounded
-    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
-    never holds the whole grid. With a store, the workers write the member files
-    themselves, so on a multi-machine cluster the store must be on a shared file system.
+Warnings
+    Warnings a member raises are recorded per member without touching ``warnings.filters``
+    (`capture_warnings`, thread-safe), returned with the member's `Outcome` and re-emitted to
+    the caller by `scalex.sweep` — also from worker threads, processes and cluster workers.
+Local worker processes
+    are started with `_init_worker`: they ignore SIGINT (the parent stops them), and exit as
+    soon as their parent is gone (Linux ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, plus a watchdog
+    thread polling the parent as a portable fallback). An interrupt (Ctrl-C) or any error in
+    the parent kills them at once instead of waiting for the members in flight: what they
+    were writing is an atomic temporary, which the next run into the store removes.
+"auto"
+    runs the first two members serially and times the SECOND (the first one pays one-time
+    imports, compilation and caches). Worker processes are started only when the projected
+    saving on the rest exceeds `PARALLEL_MARGIN` × `PROCESS_STARTUP_S`; otherwise the rest
+    runs serially, so "auto" is never much slower than serial on a short sweep.
+Distributed
+    ``client`` may be a `distributed.Client`, a cluster object (anything with
+    ``.scheduler_address``, e.g. `distributed.LocalCluster`) or an address string. Members are
+    submitted in a bounded window; the scheduler is watched, and if it cannot be reached for
+    ``scheduler_timeout`` seconds `SchedulerLostError` is raised (the store keeps every member
+    that was written).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import itertools
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from scalex.common.schedulers import normalise_scheduler
 from scalex.experiments.combine import normalise_member
-from scalex.experiments.errors import SweepWarning
+from scalex.experiments.errors import SchedulerLostError, SweepWarning
 from scalex.experiments.grid import Member
 from scalex.experiments.store import (
-    NETCDF_LOCK,
     marker_path,
     member_path,
     status_of,
     write_marker,
+    write_member,
 )
-from scalex.schema import DivergenceWarning, to_netcdf
 
-SCHEDULERS = ("auto", "threads", "processes", "synchronous")
-
+#: The local schedulers `scalex.sweep` runs members on ("auto" chooses one of the others).
+SCHEDULERS = ("auto", "synchronous", "threads", "processes")
 
 #: Seconds it takes to start a local worker process and import scalex in it (measured on the
-#: 2-core reference machine under load, benchmarks/sweep_results.md); "auto" uses processes
-#: only when parallelism saves more than this.
+#: 2-core reference machine under load, benchmarks/sweep_results.md).
 PROCESS_STARTUP_S = 4.0
+
+#: "auto" starts processes only when they save more than this many times `PROCESS_STARTUP_S`:
+#: the projection from one member is rough, and a wrong "processes" costs more than a wrong
+#: "synchronous" on a short sweep.
+PARALLEL_MARGIN = 2.0
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+#: run ids of interrupted in-process runs: their members still running on threads neither
+#: start nor write anything more.
+_CANCELLED: set[str] = set()
+
+
+# ---------------------------------------------------------------------------------- warnings
+class _Capture(threading.local):
+    records: list[tuple[type[Warning], str]] | None = None
+
+
+_CAPTURE = _Capture()
+_HOOK_LOCK = threading.Lock()
+_HOOK_USERS = 0
+_SAVED_SHOWWARNING: Any = None
+_IMPORT_SHOWWARNING = warnings.showwarning
+
+
+def _showwarning(message: Any, category: type[Warning], filename: str, lineno: int,
+                 file: Any = None, line: str | None = None) -> None:
+    records = _CAPTURE.records
+    if records is not None:
+        records.append((category, str(message)))
+    else:  # a warning of another thread: shown as it would have been
+        show = _SAVED_SHOWWARNING or _IMPORT_SHOWWARNING  # (hook kept by a foreign context)
+        show(message, category, filename, lineno, file, line)
+
+
+@contextlib.contextmanager
+def capture_warnings() -> Iterator[list[tuple[type[Warning], str]]]:
+    """Record the warnings this thread emits (after the caller's filters) into a list.
+
+    Thread-safe, unlike `warnings.catch_warnings`: ``warnings.filters`` is never touched, and
+    ``warnings.showwarning`` is replaced once for all concurrent captures (reference-counted)
+    and restored when the last one ends. Other threads' warnings are shown as before.
+    """
+    global _HOOK_USERS, _SAVED_SHOWWARNING
+    with _HOOK_LOCK:
+        if _HOOK_USERS == 0:
+            _SAVED_SHOWWARNING = warnings.showwarning
+            warnings.showwarning = _showwarning
+        _HOOK_USERS += 1
+    records: list[tuple[type[Warning], str]] = []
+    _CAPTURE.records = records
+    try:
+        yield records
+    finally:
+        _CAPTURE.records = None
+        with _HOOK_LOCK:
+            _HOOK_USERS -= 1
+            if _HOOK_USERS == 0:
+                warnings.showwarning = _SAVED_SHOWWARNING
+                _SAVED_SHOWWARNING = None
 
 
 # ---------------------------------------------------------------------------------- members
@@ -81,6 +131,7 @@ class Outcome(NamedTuple):
     status: str
     data: xr.Dataset | None
     error: str | None
+    warnings: tuple[tuple[type[Warning], str], ...] = ()
 
 
 def run_member(
@@ -91,33 +142,124 @@ def run_member(
     kind_kwargs: Mapping[str, Any],
     store: str | None,
     key: str,
+    run_id: str = "",
 ) -> Outcome:
-    """Compute one member (the body of one dask task) and, with a store, write it there."""
+    """Compute one member (the body of one dask task) and, with a store, write it there.
+
+    An exception of the kind is recorded (a failure marker in the store); a full disk is not
+    a member's failure and propagates as ``OSError(ENOSPC)`` naming the file.
+    """
+    if run_id in _CANCELLED:
+        return Outcome("cancelled", None, "cancelled")
     path = member_path(store, kind, member.setup, member.seed) if store else None
-    try:
-        with warnings.catch_warnings():
-            # Divergence is reported once for the whole sweep, through the status.
-            warnings.simplefilter("ignore", DivergenceWarning)
+    with capture_warnings() as caught:
+        try:
             ds = func(member.setup, alpha, member.seed, **kind_kwargs)
-        if not isinstance(ds, xr.Dataset):
-            raise TypeError(f"kind {kind!r} returned {type(ds).__name__}, not an xarray.Dataset")
-        ds = normalise_member(ds, alpha, member.setup.N).load()
-    except Exception as err:  # any error of one member is recorded; the grid goes on
-        msg = f"failed: {type(err).__name__}: {err}".strip()
-        if path is not None:
-            write_marker(path, member, kind, msg + "\n" + traceback.format_exc())
-        return Outcome("failed", None, msg)
+            if not isinstance(ds, xr.Dataset):
+                raise TypeError(
+                    f"kind {kind!r} returned {type(ds).__name__}, not an xarray.Dataset")
+            ds = normalise_member(ds, alpha, member.setup.N).load()
+        except Exception as err:  # any error of one member is recorded; the grid goes on
+            msg = f"failed: {type(err).__name__}: {err}".strip()
+            if path is not None and run_id not in _CANCELLED:
+                write_marker(path, member, kind, msg + "\n" + traceback.format_exc())
+            return Outcome("failed", None, msg, tuple(caught))
     status = status_of(ds)
     ds.attrs.update(seed=member.seed, sweep_kind=kind, sweep_key=key)
     if path is not None:
-        with NETCDF_LOCK:
-            to_netcdf(ds, path)
+        if run_id in _CANCELLED:
+            return Outcome("cancelled", None, "cancelled", tuple(caught))
+        write_member(ds, path)
         marker_path(path).unlink(missing_ok=True)
-        return Outcome(status, None, None)
-    return Outcome(status, ds, None)
+        return Outcome(status, None, None, tuple(caught))
+    return Outcome(status, ds, None, tuple(caught))
 
 
-# ---------------------------------------------------------------------------------- running
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in DISK_FULL
+
+
+# ---------------------------------------------------------------------------------- processes
+def _init_worker(parent: int) -> None:
+    """Initializer of a local worker process: die with the parent, leave Ctrl-C to it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
+    start_ppid = os.getppid()
+    if not _alive(parent):  # the parent died before the prctl above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent, start_ppid), daemon=True,
+                     name="scalex-parent-watchdog").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_parent(parent: int, start_ppid: int, interval: float = 0.5) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != start_ppid or not _alive(parent):
+            os._exit(1)
+
+
+def _start_pool(n_workers: int) -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import dask
+
+    ctx = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
+    return ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(os.getpid(),))
+
+
+def _kill_pool(pool: Any) -> None:
+    """Stop a process pool now: cancel what is queued and kill the workers."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            proc.kill()
+    for proc in procs:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            proc.join(2.0)
+
+
+# ---------------------------------------------------------------------------------- local
+def _choose_auto(
+    calls: list[tuple[Member, tuple[Any, ...]]],
+    n_workers: int,
+    outcomes: dict[tuple[int, ...], Outcome],
+    bar: Any,
+) -> tuple[str, list[tuple[Member, tuple[Any, ...]]]]:
+    """Run the first two members serially, time the second, and pick the rest's scheduler."""
+    if len(calls) <= 2 or n_workers == 1:
+        return "synchronous", calls
+    took = np.inf
+    for member, args in calls[:2]:
+        tick = time.perf_counter()
+        outcomes[member.index] = run_member(*args)
+        took = min(took, time.perf_counter() - tick)  # the first one includes the warm-up
+        bar.update(1)
+    rest = calls[2:]
+    serial = took * len(rest)
+    saved = serial - serial / min(n_workers, len(rest))
+    # GIL-bound members run slower in threads than one after another (measured).
+    chosen = "processes" if saved > PARALLEL_MARGIN * PROCESS_STARTUP_S else "synchronous"
+    return chosen, rest
+
+
 def run_local(
     calls: list[tuple[Member, tuple[Any, ...]]],
     scheduler: str,
@@ -135,65 +277,92 @@ def run_local(
     if not calls:
         return outcomes, "none"
     n_workers = workers or os.cpu_count() or 1
-    if scheduler == "auto":
-        if len(calls) == 1 or n_workers == 1:
-            scheduler = "synchronous"
-        else:
-            # Time one member here; start worker processes only if they will pay off.
-            member, args = calls[0]
-            tick = time.perf_counter()
-            outcomes[member.index] = run_member(*args)
-            bar.update(1)
-            calls = calls[1:]
-            rest = (time.perf_counter() - tick) * len(calls)
-            saved = rest - rest / min(n_workers, len(calls))
-            # GIL-bound members run slower in threads than one after another (measured).
-            scheduler = "processes" if saved > PROCESS_STARTUP_S else "synchronous"
-    batch = batch_size or len(calls)
-    pool = None
-    kwargs: dict[str, Any] = {"scheduler": scheduler}
-    if scheduler != "synchronous":
-        kwargs["num_workers"] = n_workers
-    if scheduler == "processes":
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # One pool for all batches: spawning workers (and importing scalex) costs seconds.
-        ctx = multiprocessing.get_context(dask.config.get("multiprocessing.context", "spawn"))
-        pool = ProcessPoolExecutor(n_workers, mp_context=ctx)
-        kwargs["pool"] = pool
-
-    class _Tick(Callback):
-        def _posttask(self, key, result, dsk, state, worker_id):
-            bar.update(1)
-
+    run_id = str(calls[0][1][-1])
     try:
-        for start in range(0, len(calls), batch):
-            chunk = calls[start : start + batch]
-            tasks = [dask.delayed(run_member, pure=False)(*args) for _m, args in chunk]
-            try:
-                with _Tick():
-                    results = dask.compute(*tasks, **kwargs)
-            except BrokenProcessPool:
-                # Spawned workers import the main module; a script without the main guard
-                # kills them. Finish in this process rather than fail the whole sweep.
-                warnings.warn(
-                    "sweep: local worker processes could not start (a script that runs a "
-                    "sweep needs `if __name__ == \"__main__\":`); running the rest serially",
-                    SweepWarning, stacklevel=4,
-                )
-                kwargs = {"scheduler": "synchronous"}
-                scheduler = "synchronous"
-                results = []
-                for _m, args in chunk:
-                    results.append(run_member(*args))
-                    bar.update(1)
-            for (member, _args), outcome in zip(chunk, results, strict=True):
-                outcomes[member.index] = outcome
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if scheduler == "auto":
+            scheduler, calls = _choose_auto(calls, n_workers, outcomes, bar)
+        batch = batch_size or len(calls) or 1
+        pool = None
+        kwargs: dict[str, Any] = {"scheduler": scheduler}
+        if scheduler != "synchronous":
+            kwargs["num_workers"] = n_workers
+        if scheduler == "processes":
+            # One pool for all batches: spawning workers (and importing scalex) costs seconds.
+            pool = _start_pool(n_workers)
+            # One member per submission: dask's default (6) leaves workers idle at the end.
+            kwargs.update(pool=pool, chunksize=1)
+
+        class _Tick(Callback):
+            def _posttask(self, key, result, dsk, state, worker_id):
+                bar.update(1)
+
+        try:
+            for start in range(0, len(calls), batch):
+                chunk = calls[start : start + batch]
+                tasks = [dask.delayed(run_member, pure=False)(*args) for _m, args in chunk]
+                try:
+                    with _Tick():
+                        results = dask.compute(*tasks, **kwargs)
+                except BrokenProcessPool:
+                    # Spawned workers import the main module; a script without the main guard
+                    # kills them. Finish in this process rather than fail the whole sweep.
+                    warnings.warn(
+                        "sweep: local worker processes could not start (a script that runs a "
+                        "sweep needs `if __name__ == \"__main__\":`); running the rest serially",
+                        SweepWarning, stacklevel=4,
+                    )
+                    _kill_pool(pool)
+                    pool = None
+                    kwargs = {"scheduler": "synchronous"}
+                    scheduler = "synchronous"
+                    results = []
+                    for _m, args in chunk:
+                        results.append(run_member(*args))
+                        bar.update(1)
+                for (member, _args), outcome in zip(chunk, results, strict=True):
+                    outcomes[member.index] = outcome
+        except BaseException:
+            # Ctrl-C, a full disk, ...: stop now, not after the members in flight.
+            if pool is not None:
+                _kill_pool(pool)
+                pool = None
+            raise
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+    except BaseException:
+        _CANCELLED.add(run_id)  # members still on threads neither start nor write
+        raise
     return outcomes, scheduler
+
+
+# ---------------------------------------------------------------------------------- cluster
+def resolve_client(client: Any, timeout: float) -> tuple[Any, bool]:
+    """A `distributed.Client` for ``client``, and whether this call owns (must close) it."""
+    from distributed import Client
+
+    if isinstance(client, Client):
+        return client, False
+    if isinstance(client, str):
+        return Client(client, set_as_default=False, timeout=timeout), True
+    if isinstance(getattr(client, "scheduler_address", None), str):  # LocalCluster, ...
+        return Client(client, set_as_default=False, timeout=timeout), True
+    raise ValueError(
+        "client: must be a distributed.Client, a cluster object with .scheduler_address "
+        f"(e.g. distributed.LocalCluster) or an address 'tcp://host:port', "
+        f"got {type(client).__name__}"
+    )
+
+
+def _reachable(client: Any, timeout: float) -> bool:
+    """Whether the scheduler answers an identity request within ``timeout`` seconds."""
+    if client.status != "running":
+        return False
+    try:
+        client.sync(client.scheduler.identity, callback_timeout=timeout)
+    except Exception:  # timeout, closed comm, refused connection: not reachable now
+        return False
+    return True
 
 
 def run_distributed(
@@ -201,45 +370,72 @@ def run_distributed(
     client: Any,
     batch_size: int | None,
     bar: Any,
+    scheduler_timeout: float = 60.0,
 ) -> dict[tuple[int, ...], Outcome]:
-    from distributed import Client, as_completed
+    """Run the members on a dask cluster in a bounded window of futures.
 
-    own = isinstance(client, str)
-    if own:
-        client = Client(client, set_as_default=False)
+    Raises `SchedulerLostError` if the scheduler cannot be reached for ``scheduler_timeout``
+    seconds, and re-raises a member's full-disk OSError.
+    """
+    client, own = resolve_client(client, scheduler_timeout)
+    address = getattr(client, "scheduler", None) and client.scheduler.address
     outcomes: dict[tuple[int, ...], Outcome] = {}
+    live: dict[Any, Member] = {}
+    heartbeat = max(0.2, min(5.0, scheduler_timeout / 3))
     try:
         threads = sum(client.nthreads().values()) or 1
         window = batch_size or 2 * threads
         pending = iter(calls)
-        by_key: dict[str, Member] = {}
 
-        def submit(item: tuple[Member, tuple[Any, ...]]) -> Any:
+        def submit(item: tuple[Member, tuple[Any, ...]]) -> None:
             member, args = item
             key = f"scalex-{args[1]}-{member.setup.hash}-s{member.seed}-{args[6]}-" + "-".join(
                 map(str, member.index)
             )
-            fut = client.submit(run_member, *args, key=key, pure=False, retries=0)
-            by_key[fut.key] = member
-            return fut
+            live[client.submit(run_member, *args, key=key, pure=False, retries=0)] = member
 
-        done = as_completed([submit(item) for item in itertools.islice(pending, window)],
-                            loop=client.loop)
-        for fut in done:
-            member = by_key.pop(fut.key)
-            try:
-                outcome = fut.result()
-            except Exception as err:  # a lost worker, not an error of the kind itself
-                outcome = Outcome("failed", None, f"failed: {type(err).__name__}: {err}")
-            fut.release()
-            outcomes[member.index] = outcome
-            bar.update(1)
-            nxt = next(pending, None)
-            if nxt is not None:
-                done.add(submit(nxt))
+        for item in itertools.islice(pending, window):
+            submit(item)
+        contact = time.monotonic()  # the last time the scheduler was known to be alive
+        while live:
+            done = [fut for fut in live if fut.done()]
+            now = time.monotonic()
+            if client.status == "running":
+                if done or (now - contact >= heartbeat and _reachable(client, heartbeat)):
+                    contact = time.monotonic()
+            if time.monotonic() - contact > scheduler_timeout:
+                raise SchedulerLostError(
+                    f"sweep: lost the dask scheduler at {address}: no contact for "
+                    f"{time.monotonic() - contact:.1f} s (scheduler_timeout="
+                    f"{scheduler_timeout:g} s); {len(outcomes)} of {len(calls)} members "
+                    "finished in this run (with a store they are kept there: rerun the same "
+                    "sweep to resume)"
+                )
+            if client.status != "running" or not done:
+                # Results of a disconnected client are not to be trusted yet.
+                time.sleep(0.05)
+                continue
+            for fut in done:
+                member = live.pop(fut)
+                try:
+                    outcome = fut.result()
+                except OSError as err:
+                    if is_disk_full(err):
+                        raise
+                    outcome = Outcome("failed", None, f"failed: {type(err).__name__}: {err}")
+                except (Exception, asyncio.CancelledError) as err:  # a lost worker, ...
+                    outcome = Outcome("failed", None, f"failed: {type(err).__name__}: {err}")
+                fut.release()
+                outcomes[member.index] = outcome
+                bar.update(1)
+                nxt = next(pending, None)
+                if nxt is not None:
+                    submit(nxt)
     finally:
+        live.clear()
         if own:
-            client.close()
+            with contextlib.suppress(Exception):
+                client.close(timeout=min(scheduler_timeout, 10.0))
     return outcomes
 
 
@@ -248,7 +444,7 @@ def dask_config_scheduler() -> str | None:
     import dask
 
     name = dask.config.get("scheduler", None)
-    aliases = {"sync": "synchronous", "single-threaded": "synchronous", "threading": "threads",
-               "multiprocessing": "processes"}
-    name = aliases.get(name, name)
-    return name if name in SCHEDULERS else None
+    try:
+        return normalise_scheduler(name, allowed=SCHEDULERS[1:])
+    except ValueError:  # unset, a distributed default client, or foreign: the kind decides
+        return None

@@ -1,44 +1,11 @@
-"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+"""The members of a sweep: the product grid ``over`` × ``seeds`` (`grid_members`).
 
-A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
-*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
-``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
-members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
-(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
-
-Ragged dimensions
-    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
-    dimensions of the result are those of the largest member; a smaller member's values beyond
-    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
-    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
-
-Failures
-    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
-    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
-    grid completes either way, and a warning counts the failed and diverged members.
-
-Result store (``store=path``)
-    Every member is written, as soon as it finishes and by the worker that ran it, to its own
-    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
-    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
-    the error instead. A rerun skips every member whose file is present and valid, and retries
-    the failed ones: an exception may be transient (memory, a lost worker), whereas a
-    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
-    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
-
-Schedulers
-    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
-    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
-    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
-    therefore uses "auto", which times the first member and starts processes only when the
-    rest of the grid is long enough to pay for them, and otherwise runs serially.
-    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
-    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
-    ``if __name__ == "__main__":`` guard. ``client`` may be a
-    `distributed.Client` or a scheduler address; members are then submitted in a bounded
-    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
-    never holds the whole grid. With a store, the workers write the member files
-    themselves, so on a multi-machine cluster the store must be on a shared file system.
+The axes of ``over`` are checked and read by `scalex.model.axes.parse_over` (which fields may be
+swept, and ``"K=M"`` for two fields on one axis); the seeds by `scalex.common.seeds.check_seeds`.
+The members are the product of the axes with the seeds in C order, the seed fastest. Each
+`Member` carries its grid index (one position per axis, then the seed's), its `Setup` and its
+seed. A grid point whose Setup is invalid raises ValueError naming that point, before anything
+runs.
 """
 
 from __future__ import annotations

@@ -1,26 +1,10 @@
-"""Experiment catalogs: named, declarative sweeps in YAML (schema in catalogs/README.md).
+"""The intake catalog written next to the results of a catalog entry.
 
-A catalog file holds ``entries``, each a complete experiment::
-
-    entries:
-      fig1:
-        description: Plateau shortens as L grows (ODE, K = M = 2).
-        kind: ode                    # ode | simulate | linear | a registered sweep kind
-        setup: {K: 2, M: 2, N: 1024, eta: 0.1, beta: 1.0, sigma_J: 0.01}
-        over: {L: [1, 4, 16, 64]}    # sweep axes: Setup fields ("K=M" links two fields)
-        seeds: [0]                   # or an integer n for seeds 0..n-1
-        alpha: {start: 1e-2, stop: 1e4, num: 121, spacing: log, zero: true}
-        kind_options: {rtol: 1.0e-6} # keyword arguments of the kind
-        compare: [linear]            # other kinds run on the same grid, for comparison
-        analyses: [summary, escape]
-        plots: [learning_curves, {name: plateau_length, x: L, over: null}]
-        cost: "~10 s on 2 cores"
-
-`load_catalog` validates everything before anything runs: an unknown field, a wrong type or an
-invalid `Setup` raises `CatalogError` naming the file, the entry and the field. `run_entry` runs
-one entry into an output folder (the result store, the combined NetCDF files, an analysis
-summary, plots, an optional HTML report and an intake catalog); the ``scalex`` CLI is a thin
-front to it.
+`write_intake_catalog` writes (or extends) ``catalog.yaml`` in intake ≥ 2.0's own YAML format
+(``version: 2``, one `XArrayDatasetReader` entry per NetCDF file, netcdf4 engine), which needs
+no plugin. File URLs are relative to the catalog (``{CATALOG_DIR}``), so the results folder can
+move. The file is written atomically whether or not intake is installed, and entries already in
+it are kept unless replaced. Open it with ``intake.from_yaml_file(path)[name].read()``.
 """
 
 from __future__ import annotations

@@ -1,44 +1,20 @@
-"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+"""Sweep kinds: what one member of a sweep computes.
 
-A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
-*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
-``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
-members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
-(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
+A kind is ``func(setup, alpha, seed, **kwargs) -> xarray.Dataset`` for ONE member, held in a
+`Kind` together with the local scheduler it runs best on and the ``module:function`` it needs.
+`get_kind` checks that function before any work starts (`KindUnavailableError` otherwise).
+`KINDS` holds
 
-Ragged dimensions
-    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
-    dimensions of the result are those of the largest member; a smaller member's values beyond
-    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
-    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
+* "ode": `scalex.engines.ode.solve_ode`; scheduler "auto", because the solver is GIL-bound
+  Python;
+* "simulate": `scalex.engines.simulate.simulate` for one seed, with its own dask scheduler
+  set to "synchronous" so that parallelism stays at the member level; scheduler "threads",
+  because the numba SGD kernel releases the GIL;
+* "linear": `scalex.engines.linear.linear_theory`; scheduler "threads".
 
-Failures
-    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
-    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
-    grid completes either way, and a warning counts the failed and diverged members.
-
-Result store (``store=path``)
-    Every member is written, as soon as it finishes and by the worker that ran it, to its own
-    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
-    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
-    the error instead. A rerun skips every member whose file is present and valid, and retries
-    the failed ones: an exception may be transient (memory, a lost worker), whereas a
-    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
-    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
-
-Schedulers
-    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
-    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
-    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
-    therefore uses "auto", which times the first member and starts processes only when the
-    rest of the grid is long enough to pay for them, and otherwise runs serially.
-    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
-    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
-    ``if __name__ == "__main__":`` guard. ``client`` may be a
-    `distributed.Client` or a scheduler address; members are then submitted in a bounded
-    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
-    never holds the whole grid. With a store, the workers write the member files
-    themselves, so on a multi-machine cluster the store must be on a shared file system.
+Inside a sweep, ode and simulate show no progress bar of their own. `register_kind` adds a
+kind. Its function must be picklable (a module-level function of an importable module) for
+the "processes" scheduler and for a distributed cluster.
 """
 
 from __future__ import annotations
@@ -52,6 +28,7 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from scalex.common.schedulers import normalise_scheduler
 from scalex.experiments.errors import KindUnavailableError
 from scalex.experiments.execute import SCHEDULERS
 from scalex.model.setup import Setup
@@ -63,10 +40,11 @@ class Kind:
     """A registered sweep kind: ``func(setup, alpha, seed, **kwargs) -> Dataset`` for ONE member.
 
     ``scheduler`` is the local dask scheduler the kind runs best on: "threads" for code that
-    releases the GIL or is cheap, "processes" for GIL-bound Python, or "auto": time the first
-    member, then use processes if the rest take long enough to pay for starting them, else
-    run them one after another. ``requires`` names the ``module:function`` the kind needs;
-    it is checked before any work starts.
+    releases the GIL or is cheap, "processes" for GIL-bound Python, or "auto": time the second
+    member (the first pays one-time warm-up), then use processes if the rest take long enough
+    to pay for starting them by a clear margin, else run them one after another.
+    ``requires`` names the ``module:function`` the kind needs; it is checked before any work
+    starts.
     """
 
     name: str
@@ -139,8 +117,7 @@ def register_kind(
         raise ValueError(f"name: must be an identifier string, got {name!r}")
     if not callable(func):
         raise ValueError(f"func: must be callable, got {type(func).__name__}")
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler: must be one of {SCHEDULERS}, got {scheduler!r}")
+    scheduler = normalise_scheduler(scheduler, extra=("auto",), allowed=SCHEDULERS[1:])
     if name in KINDS and not overwrite:
         raise ValueError(f"name: kind {name!r} is already registered (pass overwrite=True)")
     KINDS[name] = Kind(name, func, scheduler)

@@ -1,26 +1,22 @@
-"""Experiment catalogs: named, declarative sweeps in YAML (schema in catalogs/README.md).
+"""Running one catalog entry end to end: `run_entry`, which ``scalex run ENTRY`` calls.
 
-A catalog file holds ``entries``, each a complete experiment::
+`run_entry` writes into one output folder (default ``./scalex-results/<entry>``):
 
-    entries:
-      fig1:
-        description: Plateau shortens as L grows (ODE, K = M = 2).
-        kind: ode                    # ode | simulate | linear | a registered sweep kind
-        setup: {K: 2, M: 2, N: 1024, eta: 0.1, beta: 1.0, sigma_J: 0.01}
-        over: {L: [1, 4, 16, 64]}    # sweep axes: Setup fields ("K=M" links two fields)
-        seeds: [0]                   # or an integer n for seeds 0..n-1
-        alpha: {start: 1e-2, stop: 1e4, num: 121, spacing: log, zero: true}
-        kind_options: {rtol: 1.0e-6} # keyword arguments of the kind
-        compare: [linear]            # other kinds run on the same grid, for comparison
-        analyses: [summary, escape]
-        plots: [learning_curves, {name: plateau_length, x: L, over: null}]
-        cost: "~10 s on 2 cores"
+1. the sweep of the entry's main kind, resumable in ``store-<kind>/``
+   (`scalex.experiments.sweep.sweep`), combined into ``<entry>.nc``;
+2. one sweep per ``compare`` kind on the same grid: ``store-<kind>/`` and ``<entry>-<kind>.nc``;
+3. the ``analyses`` (`summarise_entry`): ``summary`` (`scalex.analysis.measures.summary`) and
+   ``escape`` (`scalex.analysis.predictions.escape_predictions`, within ``escape_timeout``
+   seconds), merged into ``<entry>-summary.nc``;
+4. the ``plots`` (`make_plots`, `scalex.viz.plots`), each as ``<file>.html`` and ``.png``;
+5. with ``report``, one self-contained ``report.html`` (`scalex.viz.report.report`);
+6. ``catalog.yaml``, an intake catalog of the NetCDF files
+   (`scalex.experiments.intake.write_intake_catalog`).
 
-`load_catalog` validates everything before anything runs: an unknown field, a wrong type or an
-invalid `Setup` raises `CatalogError` naming the file, the entry and the field. `run_entry` runs
-one entry into an output folder (the result store, the combined NetCDF files, an analysis
-summary, plots, an optional HTML report and an intake catalog); the ``scalex`` CLI is a thin
-front to it.
+`result_table` turns the summary into the table the CLI prints: one row per sweep point,
+numbers averaged over seeds, labels by their most frequent value, and the count of members
+whose status is not "ok". A failed plot, analysis, report or member does not stop the run: it
+is listed in `RunResult.problems`, together with the warnings scalex itself issued.
 """
 
 from __future__ import annotations
@@ -63,8 +59,92 @@ class RunResult:
 
 
 #: summary variables shown in tables, in this order (when present)
-TABLE_COLUMNS = ("plateau_length", "plateau_length_predicted", "plateau_height", "exponent",
-                 "convergence", "convergence_rate", "convergence_exponent")
+TABLE_COLUMNS = ("plateau_length", "plateau_length_err", "plateau_length_predicted",
+                 "plateau_height", "exponent", "exponent_stderr", "fit_alpha_min",
+                 "fit_alpha_max", "convergence", "convergence_rate", "convergence_exponent")
+
+
+def swept_fields(attrs: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The Setup fields a sweep varies, with their values, from ``sweep_over``/``sweep_dims``.
+
+    ``{"K=M": [2, 3]}`` gives both K and M. A sweep's ``scalex_setup`` is its *base* Setup, so
+    these fields must be shown as swept, not with the base value.
+    """
+    try:
+        over = json.loads(str(attrs.get("sweep_over", "") or "{}"))
+    except ValueError:
+        over = {}
+    if not isinstance(over, Mapping):
+        over = {}
+    out: dict[str, list[Any]] = {}
+    for key, values in over.items():
+        for name in str(key).split("="):
+            out[name.strip()] = list(values) if isinstance(values, list) else [values]
+    for name in str(attrs.get("sweep_dims", "")).split():
+        out.setdefault(name, [])
+    return out
+
+
+def setup_rows(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The Setup of a result as rows ``{field: value}``, swept fields as "swept over [...]".
+
+    Empty if the attrs hold no Setup. Used by the report's and ``scalex info``'s Setup table.
+    """
+    from scalex.model.setup import Setup
+
+    try:
+        setup = Setup.from_attrs(attrs)
+    except (ValueError, TypeError):
+        return {}
+    swept = swept_fields(attrs)
+    rows: dict[str, Any] = {}
+    for name, value in setup.to_dict().items():
+        if name in swept:
+            values = swept[name]
+            rows[name] = f"swept over {values}" if values else "swept"
+        else:
+            rows[name] = value
+    rows["N_l (trained coordinates)"] = ("swept (trainable)" if "trainable" in swept
+                                         else setup.n_trainable)
+    rows["setup hash" + (" (base Setup of the sweep)" if swept else "")] = setup.hash
+    return rows
+
+
+def _number(x: Any) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.4g}"
+
+
+def display_table(table: Any) -> Any:
+    """`result_table` for people: a value with its uncertainty, an exponent with its window.
+
+    ``plateau_length`` and ``plateau_length_err`` become one column "407.1 ± 3.2" (the error
+    from the α grid, docs/analysis.md (A2)); ``exponent`` and ``exponent_stderr`` become
+    "0.412 ± 0.003", followed by ``exponent window`` "α 1.02–40.3" from ``fit_alpha_min`` and
+    ``fit_alpha_max``, so an exponent that jumps because its fit window moved says so.
+    Other columns are kept as they are.
+    """
+    import pandas as pd
+
+    if table is None or len(table) == 0:
+        return table
+    out = pd.DataFrame(index=table.index)
+    pairs = {"plateau_length": "plateau_length_err", "exponent": "exponent_stderr"}
+    skip = set(pairs.values()) | {"fit_alpha_min", "fit_alpha_max"}
+    for column in table.columns:
+        if column in skip:
+            continue
+        values = table[column]
+        err = pairs.get(column)
+        if err in table.columns:
+            out[column] = [_number(v) if not np.isfinite(e) or not np.isfinite(v)
+                           else f"{v:.4g} ± {e:.2g}" for v, e in zip(values, table[err])]
+        else:
+            out[column] = values
+        if column == "exponent" and {"fit_alpha_min", "fit_alpha_max"} <= set(table.columns):
+            out["exponent window"] = [
+                "—" if not (np.isfinite(a) and np.isfinite(b)) else f"α {a:.3g}–{b:.3g}"
+                for a, b in zip(table["fit_alpha_min"], table["fit_alpha_max"])]
+    return out
 
 
 def _mode(values: NDArray[Any], axis: int) -> NDArray[Any]:
@@ -168,13 +248,13 @@ def make_plots(
         from scalex.viz import plots as plot
     except Exception as err:  # a broken plotting stack must not lose the results
         problems.append(
-            f"plots skipped: scalex.plot cannot be imported ({type(err).__name__}: {err})")
+            f"plots skipped: scalex.viz.plots cannot be imported ({type(err).__name__}: {err})")
         return {}
     made: dict[str, tuple[Any, list[Path]]] = {}
     for spec in plots:
         func = getattr(plot, spec.name, None)
         if not callable(func):
-            problems.append(f"plot {spec.name!r} skipped: scalex.plot has no such function")
+            problems.append(f"plot {spec.name!r} skipped: scalex.viz.plots has no such function")
             continue
         try:
             with _collect_warnings(problems):
@@ -213,7 +293,8 @@ def summarise_entry(
             parts.append(escape_predictions(ds, timeout=escape_timeout, workers=workers,
                                             problems=problems, where=where))
         except ImportError as err:
-            problems.append(f"analysis 'escape' skipped: scalex.theory is not available ({err})")
+            problems.append("analysis 'escape' skipped: scalex.analysis.escape is not "
+                            f"available ({err})")
         except Exception as err:
             problems.append(f"analysis 'escape' failed: {type(err).__name__}: {err}")
     if not parts:
@@ -283,7 +364,7 @@ def run_entry(
 
             tables: dict[str, Any] = {}
             if result.summary is not None:
-                tables["Summary (seed mean)"] = result.table
+                tables["Summary (seed mean)"] = display_table(result.table)
             result.files["report"] = write_report(
                 entry.name, ds, {f: obj for f, (obj, _p) in made.items()}, tables,
                 out_dir / "report.html", description=entry.description,

@@ -1,54 +1,39 @@
-"""Parameter sweeps: many ODE solves, simulations or linear-theory runs as one Dataset.
+"""The per-member result store of a sweep (``sweep(..., store=path)``) and `open_store`.
 
-A sweep is the product grid of ``over`` (values of `Setup` fields) times ``seeds``. Each
-*member* (one `Setup` × one seed) is one dask task that calls a *kind* — a function
-``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset`` registered in `KINDS` — and the
-members are combined into one Dataset with the sweep parameters as plain orthogonal dimensions
-(no stacked MultiIndex), in the order given, then ``seed``, then the schema dimensions.
-
-Ragged dimensions
-    Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
-    dimensions of the result are those of the largest member; a smaller member's values beyond
-    its own size are NaN (``attrs["padding"]`` says so). Per-member coordinates become
-    multi-dimensional over the sweep dimensions they depend on, e.g. ``eigenvalue(L, group)``.
-
-Failures
-    A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
-    data; a member that diverges keeps the kind's own ``status = "diverged"``. The rest of the
-    grid completes either way, and a warning counts the failed and diverged members.
-
-Result store (``store=path``)
+Result store
     Every member is written, as soon as it finishes and by the worker that ran it, to its own
-    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (atomically: temporary file and rename). A
-    member that raised leaves a JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` with
-    the error instead. A rerun skips every member whose file is present and valid, and retries
-    the failed ones: an exception may be transient (memory, a lost worker), whereas a
-    divergence is a deterministic result and is kept. ``manifest.json`` records the sweep
-    specification so that `open_store` can rebuild the combined Dataset lazily (dask-backed).
+    NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (`member_path`; atomically: temporary file
+    and rename). A member that raised leaves a JSON marker
+    ``<kind>-<setup hash>-s<seed>.failed.json`` (`write_marker`: the error, its traceback, the
+    Setup and the seed) instead. A rerun skips every member whose file is present and valid,
+    and retries the failed ones: an exception may be transient (memory, a lost worker), whereas
+    a divergence is a deterministic result and is kept. ``manifest.json`` (`write_manifest`)
+    records the sweep specification so that `open_store` can rebuild the combined Dataset
+    lazily (dask-backed).
 
-Schedulers
-    ``client=None`` runs on the local dask scheduler. The ODE solver is Python-level scipy code
-    that holds the GIL, so threads do not overlap (they are even slower than a serial loop),
-    while starting worker processes costs a few seconds (benchmarks/sweep_results.md): "ode"
-    therefore uses "auto", which times the first member and starts processes only when the
-    rest of the grid is long enough to pay for them, and otherwise runs serially.
-    "simulate" (numba kernels that release the GIL), "linear" and registered kinds use
-    threads. Worker processes are spawned, so a script that runs a sweep needs the usual
-    ``if __name__ == "__main__":`` guard. ``client`` may be a
-    `distributed.Client` or a scheduler address; members are then submitted in a bounded
-    window (about two per worker thread) with `distributed.as_completed`, so the scheduler
-    never holds the whole grid. With a store, the workers write the member files
-    themselves, so on a multi-machine cluster the store must be on a shared file system.
+A member file is valid (`stored_ok`, `open_member`) if it opens and holds ``eg``, ``status``,
+the Setup record and the *sweep key*: `sweep_key` hashes the kind, the α grid and the kind
+options, everything besides Setup and seed that decides a result. A store whose manifest holds
+another key raises `StoreMismatchError`. In `open_store` a member without a file has status
+"missing", or the first line of its failure marker. libnetcdf/HDF5 are not thread-safe, so every
+NetCDF access of a sweep holds `NETCDF_LOCK`.
+
+Faults: a member is written by `write_member` (its NetCDF image built in memory, then put on
+disk by the shared atomic writer), so a full disk is a plain ``OSError(ENOSPC)`` naming the
+file, with no temporary left behind or open. A killed writer leaves only a temporary
+``.<member>.nc.<random>.tmp``; `store_session` removes those when a sweep starts and no other
+sweep is running into the store (a shared ``flock`` on `LOCK` that every live sweep holds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +42,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from scalex._version import __version__
-from scalex.common.atomic import write_text
+from scalex.common.atomic import remove_stale_temporaries, write_bytes, write_text
 from scalex.common.seeds import check_seeds
 from scalex.experiments.combine import (
     combine_members,
@@ -71,6 +56,9 @@ from scalex.model.setup import ATTR_KEY, Setup
 
 MANIFEST = "manifest.json"
 
+#: Every sweep running into a store holds a shared `flock` on this file for its duration.
+LOCK = ".scalex-sweep.lock"
+
 
 STORE_FORMAT = "scalex-sweep-store"
 
@@ -83,6 +71,21 @@ NETCDF_LOCK = threading.Lock()
 def member_path(store: str | os.PathLike[str], kind: str, setup: Setup, seed: int) -> Path:
     """The store file of one member: ``<store>/<kind>-<setup hash>-s<seed>.nc``."""
     return Path(store) / f"{kind}-{setup.hash}-s{int(seed)}.nc"
+
+
+def write_member(ds: xr.Dataset, path: Path) -> None:
+    """Write one member atomically: its NetCDF image is built in memory (under
+    `NETCDF_LOCK`), then written with plain file I/O by `scalex.common.atomic.write_bytes`.
+
+    So a full disk is ``OSError(ENOSPC, "<path>: no space left on device ...")`` with the
+    temporary removed and closed; writing through netCDF4 directly, HDF5 would keep the
+    deleted temporary open until the process exits (its final flush fails).
+    """
+    from scalex.schema import to_netcdf_bytes
+
+    with NETCDF_LOCK:
+        image = to_netcdf_bytes(ds)
+    write_bytes(path, image)
 
 
 def marker_path(path: Path) -> Path:
@@ -238,6 +241,40 @@ def open_store(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Datase
     out = combine_members(datasets, members, kind, base, over, alpha, manifest["key"])
     out.attrs["sweep_store"] = str(store.resolve())
     return out
+
+
+@contextlib.contextmanager
+def store_session(store: Path) -> Iterator[int]:
+    """Hold the store's run lock for a sweep; yield how many stale temporaries were removed.
+
+    Writes are atomic (`scalex.common.atomic`): a killed writer leaves only its temporary
+    ``.<member>.nc.<random>.tmp``. Every live sweep holds a shared `fcntl.flock` on `LOCK`;
+    a sweep that can take the lock exclusively knows that no other sweep (nor any worker of
+    one) is writing into the store, removes the temporaries left there, and then shares the
+    lock like the others, so that several sweeps can still run into one store at once. On a
+    cluster the workers of a sweep write its members while the sweep holds the lock; a
+    network file system whose ``flock`` is local to each machine (older NFS) cannot tell
+    other machines' sweeps, so do not resume a store there while another sweep runs into it.
+    """
+    store.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): leave temporaries, they are harmless
+        yield 0
+        return
+    fd = os.open(store / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        removed = 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another sweep is live: its temporaries may be in flight
+            pass
+        else:
+            removed = remove_stale_temporaries(store)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield removed
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -1,4 +1,4 @@
-"""Real data sets for the linear scaling-law experiments (THEORY §4, Fig. 3 right).
+"""Real data sets for the linear scaling-law experiments (docs/theory.md §4.7, Fig. 3 right).
 
 Everything here is read from files that installed packages ship; nothing is downloaded.
 
@@ -16,9 +16,10 @@ Everything here is read from files that installed packages ship; nothing is down
 `eigendata` turns any data matrix into inputs for the theory: it centres the data, rotates it
 into the eigenbasis of its sample covariance (so the empirical distribution has covariance
 exactly diag(λ)), drops null modes, scales to tr Σ/N = 1, and fits β with
-`scalex.spectrum.from_data`. `EigenData.setup` builds the matching linear K = M = 1 `Setup`
-with these explicit eigenvalues, for `scalex.linear.linear_theory` (Gaussian inputs with the
-same spectrum) and `scalex.linear.sgd_real_data` (SGD driven by the data vectors themselves).
+`scalex.model.spectrum.from_data`. `EigenData.setup` builds the matching linear K = M = 1
+`Setup` with these explicit eigenvalues, for `scalex.engines.linear.linear_theory`
+(Gaussian inputs with the same spectrum) and `scalex.engines.real_data.sgd_real_data` (SGD
+driven by the data vectors themselves).
 """
 
 from __future__ import annotations
@@ -166,7 +167,7 @@ def eigendata(
     """Centre ``X`` (samples × features), rotate it into its eigenbasis and fit β.
 
     Modes with eigenvalue ≤ ``rtol`` λ_1 are dropped. ``fit_range`` (1-based ranks) goes to
-    `scalex.spectrum.from_data`, which also sets the default window.
+    `scalex.model.spectrum.from_data`, which also sets the default window.
     """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 4:

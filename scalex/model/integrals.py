@@ -1,4 +1,4 @@
-r"""Closed-form Gaussian integrals of the soft committee machine (THEORY §3).
+r"""Closed-form Gaussian integrals of the soft committee machine (docs/theory.md §3.3).
 
 Convention: for ``activation="erf"`` the hidden-unit function is **g(x) = erf(x/√2)**
 (not erf(x)), so g'(x) = √(2/π) e^{-x²/2} and g''(x) = −x g'(x). For ``"linear"``, g(x) = x.
@@ -167,7 +167,7 @@ def coefficients(v: ArrayLike, w: ArrayLike) -> Array:
 def generalization_error(
     Q: ArrayLike, R: ArrayLike, T: ArrayLike, v: ArrayLike, w: ArrayLike, activation: str = "erf"
 ) -> Array:
-    """Exact ε_g = E_ξ[½(ζ − σ)²] = ½ cᵀ I2(C) c, c = (−v, w) (THEORY §3).
+    """Exact ε_g = E_ξ[½(ζ − σ)²] = ½ cᵀ I2(C) c, c = (−v, w) (docs/theory.md eq. (3.11)).
 
     ``Q`` (..., K, K), ``R`` (..., K, M) and ``T`` (..., M, M) are the λ-weighted overlaps
     Q = Σ_τ λ_τ q^τ, R = Σ_τ λ_τ r^τ, T = Σ_τ λ_τ t^τ; leading axes broadcast. Teacher output
@@ -181,7 +181,7 @@ def generalization_error(
 def stein_coefficients(
     C: ArrayLike, v: ArrayLike, w: ArrayLike, activation: str = "erf"
 ) -> Array:
-    """s_ia = E[∂F_i/∂h_a] for F_i = v_i g'(x_i) Δ, shape (..., K, K+M) (THEORY §3).
+    """s_ia = E[∂F_i/∂h_a] for F_i = v_i g'(x_i) Δ, shape (..., K, K+M) (docs/theory.md eq. (3.12)).
 
     s_ia = v_i c_a J2(i,a) − δ_ia v_i Σ_c c_c I3(i,i,c); the second term comes from
     g'' = −x g' and vanishes for linear g.
@@ -203,7 +203,7 @@ def stein_coefficients(
 def update_second_moment(
     C: ArrayLike, v: ArrayLike, w: ArrayLike, activation: str = "erf", max_block: int = 2**21
 ) -> Array:
-    """E[F_i F_j] = v_i v_j Σ_{c,d} c_c c_d I4(i,j,c,d), shape (..., K, K) (THEORY §3).
+    """E[F_i F_j] = v_i v_j Σ_{c,d} c_c c_d I4(i,j,c,d), shape (..., K, K) (docs/theory.md (3.13)).
 
     For linear g this equals 2 v_i v_j ε_g. The I4 tensor is evaluated in blocks of student
     rows so that memory stays below ``max_block`` elements for large K.

@@ -1,4 +1,4 @@
-"""`Setup`: one frozen, validated description of a teacher–student experiment (THEORY §1)."""
+"""`Setup`: a frozen, validated description of a teacher–student experiment (docs/theory.md §1)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,45 @@ OUTPUT_SCALES = ("sqrt", "mean", "none")
 ATTR_KEY = "scalex_setup"
 
 
+class FieldTypeError(TypeError, ValueError):
+    """A Setup field of the wrong type; the message starts with the field's name.
+
+    Both a TypeError (the usual Python signal) and a ValueError, so code that reports invalid
+    Setups by catching ValueError also reports wrong types.
+    """
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(
+        x, (bool, np.bool_))
+
+
+def _integer(x: Any, name: str, lo: int, hi: int | None = None, hi_name: str = "") -> int:
+    """An integer field in [lo, hi]: a wrong type raises `FieldTypeError`, naming ``name``."""
+    rng = f">= {lo}" if hi is None else f"in [{lo}, {hi_name}{hi}]"
+    if not _is_number(x):
+        raise FieldTypeError(f"{name}: must be an integer {rng}, got {x!r} "
+                             f"({type(x).__name__})")
+    if not (np.isfinite(x) and float(x).is_integer()) or x < lo or (hi is not None and x > hi):
+        raise ValueError(f"{name}: must be an integer {rng}, got {x!r}")
+    return int(x)
+
+
 def _float_tuple(x: Any, name: str) -> tuple[float, ...] | None:
     if x is None:
         return None
-    arr = np.atleast_1d(np.asarray(x, dtype=float))
+    if isinstance(x, (str, bytes, Mapping)) or not (
+            _is_number(x) or isinstance(x, (Sequence, np.ndarray))):
+        raise FieldTypeError(f"{name}: must be a sequence of numbers, got {x!r} "
+                             f"({type(x).__name__})")
+    try:
+        arr = np.atleast_1d(np.asarray(x, dtype=float))
+    except (TypeError, ValueError):
+        raise FieldTypeError(f"{name}: must be a sequence of numbers, got {x!r}") from None
     if arr.ndim != 1:
         raise ValueError(f"{name}: must be a 1-D sequence of numbers")
+    if any(isinstance(a, (bool, np.bool_)) for a in np.atleast_1d(np.asarray(x, dtype=object))):
+        raise FieldTypeError(f"{name}: must be a sequence of numbers, got {x!r}")
     return tuple(float(a) for a in arr)
 
 
@@ -36,7 +69,7 @@ class Setup:
     """A teacher–student experiment: networks, input spectrum and SGD parameters.
 
     Student σ(ξ) = Σ_i v_i g(J_i·ξ/√N), teacher ζ(ξ) = Σ_n w_n g(B_n·ξ/√N), inputs ξ ~ N(0, Σ),
-    online SGD J_i ← J_i + (η/√N) v_i g'(x_i) (ζ − σ) ξ, time α = steps/N (THEORY §1).
+    online SGD J_i ← J_i + (η/√N) v_i g'(x_i) (ζ − σ) ξ, time α = steps/N (docs/theory.md §1).
 
     Parameters
     ----------
@@ -79,21 +112,24 @@ class Setup:
     def __post_init__(self) -> None:
         set_ = lambda k, val: object.__setattr__(self, k, val)  # noqa: E731
         for name in ("K", "M", "N", "L"):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not float(val).is_integer() or val < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {val!r}")
-            set_(name, int(val))
+            set_(name, _integer(getattr(self, name), name, 1))
         for name, lo, strict in (("beta", 0.0, True), ("eta", 0.0, True),
                                  ("sigma_J", 0.0, False), ("noise", 0.0, False)):
             val = getattr(self, name)
-            try:
-                fval = float(val)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name}: must be a real number, got {val!r}") from None
+            if not _is_number(val):
+                raise FieldTypeError(f"{name}: must be a real number, got {val!r} "
+                                     f"({type(val).__name__})")
+            fval = float(val)
             if not np.isfinite(fval) or (fval <= lo if strict else fval < lo):
                 rng = f"> {lo:g}" if strict else f">= {lo:g}"
                 raise ValueError(f"{name}: must be finite and {rng}, got {val!r}")
             set_(name, fval)
+        for name, allowed in (("activation", ACTIVATIONS), ("output_scale", OUTPUT_SCALES),
+                              ("spectrum_norm", NORMS)):
+            val = getattr(self, name)
+            if not isinstance(val, str):
+                raise FieldTypeError(f"{name}: must be one of {allowed}, got {val!r} "
+                                     f"({type(val).__name__})")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.output_scale not in OUTPUT_SCALES:
@@ -124,6 +160,11 @@ class Setup:
                         f"does not divide N={self.N}"
                     )
                 mult = (self.N // self.L,) * self.L
+            if isinstance(mult, (str, bytes, Mapping)) or not isinstance(
+                    mult, (Sequence, np.ndarray)) or not all(_is_number(m) for m in mult):
+                raise FieldTypeError(
+                    f"multiplicities: must be {self.L} integers >= 1 (one per eigenvalue), "
+                    f"got {mult!r}")
             mult_arr = np.asarray(mult)
             if mult_arr.ndim != 1 or mult_arr.size != self.L or np.any(mult_arr < 1) or np.any(
                 mult_arr != np.round(mult_arr)
@@ -140,7 +181,8 @@ class Setup:
             Spectrum(np.asarray(eig), mult_arr)  # validates positivity and ordering
         else:
             if self.multiplicities is not None:
-                raise ValueError("multiplicities: only allowed together with eigenvalues")
+                raise ValueError("multiplicities: only allowed together with eigenvalues, "
+                                 f"got {self.multiplicities!r}")
             if self.N % self.L:
                 raise ValueError(f"L: must divide N={self.N}, got L={self.L}")
             if self.spectrum_norm == "none":
@@ -150,10 +192,7 @@ class Setup:
                 )
 
         if self.trainable is not None:
-            t = self.trainable
-            if isinstance(t, bool) or not float(t).is_integer() or not 1 <= t <= self.N:
-                raise ValueError(f"trainable: must be an integer in [1, N={self.N}], got {t!r}")
-            t = int(t)
+            t = _integer(self.trainable, "trainable", 1, self.N, "N=")
             bounds = np.cumsum(self.spectrum.multiplicities)
             if t not in bounds:
                 raise ValueError(
@@ -192,7 +231,7 @@ class Setup:
 
     @property
     def eta_max_linear(self) -> float:
-        """Stability bound of linear SGD, η Σ_i v_i² < 2 / (Σ_{τ trained} f_τ λ_τ) (THEORY §4).
+        """Linear-SGD stability bound η Σ_i v_i² < 2 / Σ_{τ trained} f_τ λ_τ (docs/theory.md (4.6)).
 
         The linear student is a perceptron for J_eff = Σ_i v_i J_i with rate η_eff = η Σ_i v_i².
         """

@@ -2,7 +2,7 @@
 
 The input covariance Σ is diagonal in its eigenbasis. Its N eigenvalues fall into L distinct
 groups; group τ (1-based) holds ``multiplicity[τ]`` coordinates with eigenvalue ``λ_τ``, and
-the groups are ordered by decreasing eigenvalue (THEORY §1).
+the groups are ordered by decreasing eigenvalue (docs/theory.md §1).
 
 Power law:  λ_τ = λ_+ · τ^{-(1+β)}.
 

@@ -1,7 +1,8 @@
-"""Weight initialisation and per-group order parameters (THEORY §1–2).
+"""Weight initialisation and per-group order parameters (docs/theory.md §1–2).
 
-Random-number layout (shared by `initial_overlaps` and `scalex.simulate`, so that one seed gives
-one start): ``numpy.random.SeedSequence(seed).spawn(3)`` yields three independent streams,
+Random-number layout (shared by `scalex.schema.initial_overlaps` and `scalex.engines.simulate`,
+so that one seed gives one start): ``numpy.random.SeedSequence(seed).spawn(3)`` yields three
+independent streams,
 
 1. teacher: ``B = rng_teacher.standard_normal((M, N))``;
 2. student: ``J = sigma_J * rng_student.standard_normal((K, N))``;

@@ -1,69 +1,48 @@
-"""Per-eigenvalue-group order-parameter ODEs (THEORY §3), exact as N → ∞.
+"""Physics-free arrowhead linear algebra and scipy's BDF with block elimination.
 
-Two layers:
+The matrices here have the form
 
-* kernels on plain arrays: `derivatives` (the right-hand side of THEORY §3 for all groups at
-  once), `field_moments` (s_ia and E[F_i F_j] of a field covariance, compiled for erf),
-  `group_rates` (the per-group contraction), the packed and augmented system `AugmentedSystem`
-  with its arrowhead Jacobian `ArrowheadMatrix`, and `ArrowheadBDF`, scipy's BDF with a
-  block-elimination linear solver;
-* `solve_ode`, which integrates from the initial overlaps of a seed and returns a schema
-  Dataset (`scalex.schema.make_dataset`).
+    J = [[blockdiag(β_τ A), D], [(λ_τ β_τ A)_τ, E]]
 
-Integrator design
------------------
-Per trained group τ the state is x_τ = (upper triangle of q^τ, r^τ): p = K(K+1)/2 + KM numbers
-(q^τ is symmetric, so only its upper triangle is integrated; t^τ is constant). The groups see
-each other only through the field covariance C, whose free entries y = (upper triangle of Q, R)
-are m = p numbers. The right-hand side has the form
+with one p × p block A shared by G diagonal blocks (scaled by β_τ), a border D (G, p, m),
+bottom blocks λ_τ β_τ A and a corner E (m, m). `ArrowheadMatrix` stores σI + cJ in this form.
+It is the Jacobian of the augmented ODE system (`scalex.engines.ode_system`, docs/theory.md
+eq. (3.16)), but nothing in this module depends on the physics.
 
-    f_τ = η λ_τ [A(s) x_τ + b_τ(s, E)],     s = s_ia(C), E = E[F_i F_j](C)   (THEORY §3)
+`ArrowheadMatrix.factorize` solves by block elimination: G inverses P_τ = (σI + cβ_τ A)⁻¹ of
+p × p blocks and one m × m Schur complement S = σI + cE − c² A Σ_τ λ_τ β_τ P_τ D_τ. That is
+O(G p³ + G p² m + m³) per factorisation and O(G p (p + m) + m²) per solve (`ArrowheadLU`),
+linear in the number G of groups. Blocks with p ≤ `SMALL_BLOCK_P` are inverted in one compiled
+Gauss–Jordan pass. A (numerically) singular block falls back to LAPACK and, if needed, to the
+pseudo-inverse. A non-finite matrix (a blown-up state) gives NaN factors, so that BDF rejects
+the step instead of raising. `ArrowheadBDF` is `scipy.integrate.BDF` with its Newton systems
+(I − cJ)δ = b solved this way: the same steps, orders and error control as scipy's BDF.
 
-with one p × p matrix A, linear in s, shared by all groups. The system is stiff: its fastest
-rate is ~ηλ_1 ∝ L (mean normalisation), its slowest ~ηλ_L, and runs span six or more decades
-of α. An explicit method needs O(ηλ_1 α_max) steps; an implicit one a number of steps set by
-how the solution changes, nearly independent of L, but it needs the Jacobian. For the plain
-state that Jacobian is block diagonal plus a rank-m coupling: dense. So the state is AUGMENTED
-with y itself, dy/dα = Σ_σ λ_σ f_σ(x_σ, y), and every f_τ takes its fields from y. The exact
-solution is unchanged (y − Σ_σ λ_σ x_σ is a linear invariant, which BDF preserves to round-off),
-and the Jacobian becomes an arrowhead:
-
-    ∂f_τ/∂x_τ = η λ_τ A          exact: f_τ is linear in x_τ at fixed y
-    ∂f_τ/∂y   = D_τ              f_τ is linear in (s, E), so D_τ = rates(x_τ; ∂s/∂y_k, ∂E/∂y_k),
-                                 with ∂s/∂y_k, ∂E/∂y_k by central differences (2m moments)
-    ∂ẏ/∂x_σ   = λ_σ η λ_σ A      ∂ẏ/∂y = Σ_σ λ_σ D_σ
-
-`ArrowheadBDF` solves the Newton systems (I − cJ)δ = b by block elimination: G inverses of
-p × p blocks and one m × m Schur complement per factorisation, O(G p³); O(G p (p + m)) per
-solve. The same Jacobian can go as a CSC matrix (nnz = G(p² + 2pm) + m²) to scipy's own BDF or
-Radau (``method="BDF"``/``"Radau"``), which factorise it with SuperLU. Measured on the Fig. 1
-setup (benchmarks/ode_results.md): block elimination takes the same steps as SuperLU-BDF and
-was 2–3× faster at L = 1024; Radau needed twice the evaluations and complex LUs (8× slower);
-integrating in u = ln(α + α₀) (``log_time=True``) saved ~5 % of the steps but made ε_g
-5–10× less accurate at the same rtol, so plain α is the default. The cost grows from ~0.05 s
-(L = 1) to ~0.25 s (L = 1024), and is ~600× below a fixed-step RK4 (dt = 0.01) of equal accuracy.
-
-For very large K the G p² Jacobian entries do not fit (``MAX_JACOBIAN_NNZ``) and
-``method="auto"`` uses the explicit DOP853 on the plain (non-augmented) state instead. Its
-step is then stability-limited (~ηλ_1), so its cost grows ∝ α_max, and its errors are larger
-than BDF's at the same rtol (use rtol ≲ 1e-8 there).
-
-Accuracy: the error of the overlaps is ~rtol · |overlap|, so ε_g, a small difference of
-overlaps late in training, has relative errors ~10–50 × rtol while ε_g > 1e-4 max ε_g and
-larger below. A plateau exit amplifies errors of the small symmetry-breaking components
-(~ rtol · |q| / asymmetry): near it the error reached ~500 × rtol for L = 1. Tighten rtol to time
-escapes precisely.
+scipy internals
+---------------
+`ArrowheadBDF` reuses scipy's BDF step (orders, error control, Newton iteration) and replaces
+only its linear algebra. For that it overrides the private ``BDF._validate_jac(jac,
+sparsity)`` and, after ``BDF.__init__``, the attributes ``lu``, ``solve_lu``, ``I`` and ``J``
+that ``BDF._step_impl`` uses as ``self.lu(self.I - c * J)`` and ``self.solve_lu(LU, b)``. These
+are private and may change in any scipy release, so `bdf_internals_problem` checks them on
+first use (names, signatures, the attributes a fresh BDF sets, the uses in ``_step_impl``, and
+a small arrowhead problem solved against the matrix exponential). `scalex.solve_ode` falls
+back to ``method="BDF"`` (same Jacobian as a sparse matrix, SuperLU) with an
+`ArrowheadUnavailableWarning` saying what failed.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+import scipy
 import scipy.sparse as sparse
 from numpy.typing import NDArray
-from scipy.integrate import BDF
+from scipy.integrate import BDF, solve_ivp
 
 Array = NDArray[np.float64]
 
@@ -292,3 +271,100 @@ class ArrowheadBDF(BDF):
         # An empty sparse stand-in, so that BDF.__init__ builds a sparse (not a dense n × n)
         # identity; __init__ then puts the real Jacobian, identity and solvers in place.
         return jac_wrapped, sparse.csc_matrix((self.n, self.n))
+
+
+# --------------------------------------------------------------------------- scipy check
+class ArrowheadUnavailableWarning(RuntimeWarning):
+    """scipy's BDF internals differ from what `ArrowheadBDF` relies on; plain BDF is used."""
+
+
+#: What `ArrowheadBDF` relies on in the BDF class it extends (module docstring).
+_VALIDATE_JAC_PARAMS = ("self", "jac", "sparsity")
+_INIT_PARAMS = ("fun", "t0", "y0", "t_bound", "rtol", "atol", "jac")
+_INSTANCE_ATTRS = ("lu", "solve_lu", "I", "J", "jac", "nlu", "njev", "n")
+_STEP_USES = ("self.lu(", "self.solve_lu", "self.I", "self.jac(")
+
+
+def _extended_bdf(cls: type) -> type:
+    """The BDF implementation that `cls` (ArrowheadBDF or a subclass) extends: the class after
+    `ArrowheadBDF` in its method resolution order."""
+    if not (isinstance(cls, type) and issubclass(cls, ArrowheadBDF)):
+        raise TypeError(f"cls: must be ArrowheadBDF or a subclass, got {cls!r}")
+    mro = cls.__mro__
+    return mro[mro.index(ArrowheadBDF) + 1]
+
+
+def _probe(cls: type) -> str | None:
+    """Solve z' = Jz for a small arrowhead J (G = 2, p = m = 2) with ``cls`` and compare with
+    expm; None if it used its own LU (nlu > 0) and agrees to 1e-5."""
+    from scipy.linalg import expm
+
+    A = np.array([[-1.0, 0.3], [0.0, -0.5]])
+    J = ArrowheadMatrix(A, np.array([1.0, 3.0]), np.array([1.0, 0.5]),
+                        0.1 * np.ones((2, 2, 2)), np.array([[-1.0, 0.2], [0.0, -2.0]]))
+    dense = J.toarray()
+    z0 = np.linspace(1.0, 2.0, 6)
+    sol = solve_ivp(lambda t, z: dense @ z, (0.0, 2.0), z0, method=cls, rtol=1e-9, atol=1e-12,
+                    jac=lambda t, z: J)
+    if sol.status != 0:
+        return f"a test problem failed: {sol.message}"
+    if not sol.nlu:
+        return "a test problem never factorised through ArrowheadBDF's LU"
+    err = float(np.max(np.abs(sol.y[:, -1] - expm(2.0 * dense) @ z0)))
+    if not err < 1e-5:
+        return f"a test problem was solved wrongly (error {err:.2g})"
+    return None
+
+
+@functools.cache
+def bdf_internals_problem(cls: type | None = None) -> str | None:
+    """Why `ArrowheadBDF` (or the subclass ``cls``) cannot run on the installed scipy, or None.
+
+    Inspects the BDF class it extends (module docstring): ``_validate_jac`` with parameters
+    (self, jac, sparsity), ``__init__`` taking fun, t0, y0, t_bound, rtol, atol, jac,
+    ``_step_impl`` calling self.lu, self.solve_lu, self.I and self.jac, and a fresh instance
+    carrying lu, solve_lu, I, J, jac, nlu, njev, n; then solves a small arrowhead problem.
+    Cached per class.
+    """
+    cls = ArrowheadBDF if cls is None else cls
+    base = _extended_bdf(cls)
+    name = f"{base.__module__}.{base.__qualname__}"
+    try:
+        validate = getattr(base, "_validate_jac", None)
+        if not callable(validate):
+            return f"{name} has no method _validate_jac"
+        params = tuple(inspect.signature(validate).parameters)
+        if params != _VALIDATE_JAC_PARAMS:
+            return (f"{name}._validate_jac has parameters ({', '.join(params)}), expected "
+                    f"({', '.join(_VALIDATE_JAC_PARAMS)})")
+        init = tuple(inspect.signature(base.__init__).parameters)
+        missing = [p for p in _INIT_PARAMS if p not in init]
+        if missing:
+            return f"{name}.__init__ lacks the parameter(s) {missing}"
+        step = getattr(base, "_step_impl", None)
+        if not callable(step):
+            return f"{name} has no method _step_impl"
+        try:
+            source = inspect.getsource(step)
+        except (OSError, TypeError):
+            source = None  # no source shipped: the probe below still checks the behaviour
+        if source is not None:
+            absent = [u for u in _STEP_USES if u not in source]
+            if absent:
+                return f"{name}._step_impl no longer uses {absent}"
+        plain = base(lambda t, y: -y, 0.0, np.ones(2), 1.0,
+                     jac=lambda t, y: sparse.csc_matrix(-np.eye(2)))
+        absent = [a for a in _INSTANCE_ATTRS if not hasattr(plain, a)]
+        if absent:
+            return f"a {name} instance lacks the attribute(s) {absent}"
+        if not (callable(plain.lu) and callable(plain.solve_lu) and callable(plain.jac)):
+            return f"{name} instance attributes lu, solve_lu, jac are not callables"
+        return _probe(cls)
+    except Exception as err:  # any other incompatibility: report it, never crash the caller
+        return f"{name} failed the check ({type(err).__name__}: {err})"
+
+
+def bdf_internals_message(problem: str) -> str:
+    """The warning text for a failed `bdf_internals_problem`."""
+    return (f"ArrowheadBDF cannot use the BDF internals of scipy {scipy.__version__}: {problem}; "
+            f"falling back to method='BDF' (same results, slower for many groups)")

@@ -1,76 +1,26 @@
-r"""Exact learning curves of linear teacher–student SGD and their scaling laws (THEORY §4).
+"""Physics-free secular-equation solver for S = diag(λ) − ρ z zᵀ (Löwner vectors).
 
-Reduction to one perceptron
-    For g(x) = x the student output is σ = J_eff·ξ/√N with J_eff = Σ_i v_i J_i, the teacher
-    ζ = B_eff·ξ/√N with B_eff = Σ_n w_n B_n, and every SGD update moves J_eff by
-    (η/√N)(Σ_i v_i²) Δ ξ. So the network is a perceptron with the effective learning rate
+For strictly decreasing λ, non-zero z and ρ > 0, the eigenvalues ν of S solve
 
-        η_eff = η Σ_i v_i²            (= η for v_i = 1/√K).
+    1 − ρ Σ_j z_j² / (λ_j − ν) = 0,
 
-    With D = J_eff − B_eff, the per-group error e_τ = D P_τ D / N is the contraction of the
-    overlaps of THEORY §2,
+one in each gap (λ_{j+1}, λ_j) and one below the smallest λ, and the unit eigenvector of ν_k
+is ẑ / (λ − ν_k), normalised. The linear theory uses this as (L2) of `scalex.engines.linear`
+(docs/theory.md eq. (4.4)), but nothing here depends on the physics. The numba kernels work on
+the standard form diag(d) + ρ z zᵀ with d = −λ increasing:
 
-        e_τ = Σ_ij v_i v_j q^τ_ij − 2 Σ_in v_i w_n r^τ_in + Σ_nm w_n w_m t^τ_nm,
+* every root is kept as (index of its nearest pole, offset), so that λ_j − ν_k is exact to
+  rounding even when a root lies within 1e-20 of a pole;
+* each root comes from a two-pole rational model fitted to the value and slope of the function
+  (Bunch–Nielsen–Sorensen / Li), inside a shrinking bracket;
+* Löwner's ẑ (Gu & Eisenstat 1994), the z for which the computed roots are exact, makes the
+  eigenvectors orthogonal to working precision;
+* `project` (projections on the unit eigenvectors) and `vectors` (blocks of them) never need
+  the n × n matrix at once. The kernels are threaded over roots and columns for
+  n ≥ `PARALLEL_MIN`.
 
-    and ε_g = ½ Σ_τ λ_τ e_τ.
-
-Per-group ODE (THEORY §3 contracted with v, w; s_ia = v_i c_a, E[F_i F_j] = 2 v_i v_j ε_g)
-    For trained groups
-
-        de_τ/dα = −2 η_eff λ_τ e_τ + η_eff² λ_τ f_τ (Σ_σ λ_σ e_σ + s²),     f_τ = N_τ/N,   (L1)
-
-    where s is the teacher output-noise std (the noise term η² λ_τ f_τ s² v_i v_j of dq^τ_ij
-    contracted with v gives η_eff² λ_τ f_τ s²). Untrained groups keep e_τ(0). The sum over σ
-    runs over all groups, so the frozen ones act as a constant forcing
-    C = Σ_{σ untrained} λ_σ e_σ(0) + s².
-
-Solution
-    On the n trained groups (L1) reads de/dα = −2η_eff M e + b with
-    M = diag(λ) − (η_eff/2)(λ⊙f) λᵀ, a diagonal plus a rank-one matrix. With y = e/√f it becomes
-    symmetric: M ~ S = diag(λ) − ρ z zᵀ with z = λ⊙√f and ρ = η_eff/2. The eigenvalues ν of S
-    solve the secular equation
-
-        1 − ρ Σ_τ z_τ² / (λ_τ − ν) = 0,                                               (L2)
-
-    one in each gap (λ_{τ+1}, λ_τ) and one below λ_n, and the eigenvectors are
-    x ∝ (λ − ν)^{-1} z. Each root is stored as an offset from its nearest pole, so that
-    λ_τ − ν is exact to rounding even when a root is within 1e-20 of a pole; the eigenvectors
-    use Löwner's reconstructed ẑ (Gu & Eisenstat 1994), which makes them orthogonal to
-    working precision. Then
-
-        e(α) = e* + √f ⊙ X exp(−2η_eff ν α) Xᵀ (e(0) − e*)/√f,
-        e*_τ = (η_eff/2) f_τ C / (1 − h),     h = (η_eff/2) Σ_{trained} λ_τ f_τ.           (L3)
-
-    The slowest root is positive iff h < 1, i.e. the stability bound
-    η Σ_i v_i² < 2 / Σ_{trained} f_τ λ_τ. Cost: O(n²) for the roots and vectors plus one
-    O(n² A) matrix product for A times (blocked, so memory stays O(n·block)); no dense
-    n×n exponential is ever formed.
-
-Overlaps
-    The linear student moves every J_i along the same vector: J_i(α) = J_i(0) + v_i G(α),
-    G = (D(α) − D(0))/Σv². First-order overlaps u P_τ D(α)/N with a fixed vector u relax as
-    e^{−η_eff λ_τ α} (the mean of the update, without fluctuation term). Hence with
-    φ_τ = e^{−η_eff λ_τ α} (1 for frozen groups), V = Σ v², a^τ_i = Σ_k v_k q^τ_ik(0) −
-    Σ_n w_n r^τ_in(0) and b^τ_n = Σ_k v_k r^τ_kn(0) − Σ_m w_m t^τ_mn:
-
-        q^τ_ij(α) = q^τ_ij(0) + (φ_τ − 1)(v_j a^τ_i + v_i a^τ_j)/V
-                    + v_i v_j (e_τ(α) − 2 φ_τ e_τ(0) + e_τ(0)) / V²                     (L4)
-        r^τ_in(α) = r^τ_in(0) + (φ_τ − 1) v_i b^τ_n / V
-
-    so `linear_theory` returns a full schema Dataset, exact for any K, M, v and w.
-
-Scaling laws (`asymptotics`)
-    For small η, e_τ(0) ≈ E0 f_τ with E0 = σ_J² Σv² + Σw², and a spectrum
-    λ(x) ≈ a x^{-(1+β)} in the coordinate rank x = (number of coordinates with eigenvalue
-    ≥ λ)/N (for L equal groups a = λ_1 L^{-(1+β)}), the sum ½ E0 Σ_τ f_τ λ_τ e^{−2η_eff λ_τ α}
-    becomes an integral over x:
-
-        ε_g ≈ A α^{−β/(1+β)},   A = E0 a Γ(β/(1+β)) (2 η_eff a)^{−β/(1+β)} / (2(1+β)(1 − h)),
-
-    valid for 1/(2η_eff λ_1) ≪ α ≪ 1/(2η_eff λ_last trained). The factor 1/(1 − h) is the
-    resummed η² term of (L1) (the slowly varying Σ λ e is fed back with weight h).
-    Training only N_l coordinates, ε_g saturates at the exact fixed point of (L1),
-    ε_∞ = ½ (C/(1 − h) − s²) ≈ ½ E0 Σ_{untrained} f_τ λ_τ ≈ (E0 a N^β / 2β) N_l^{−β}.
+`secular_eigensystem` is the array-level entry point. `merge_equal` finds runs of equal λ,
+which callers merge first, since the solver needs distinct poles.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Process-wide control of BLAS threads for scalex's compute kernels."""
+"""Process-wide control of BLAS threads for scalex's compute kernels.
+
+`single_threaded_blas` limits BLAS to one thread (threadpoolctl) while an ODE solve
+(`scalex.engines.ode`) or a simulated seed (`scalex.engines.simulate`) runs, since seeds and
+sweep members, not matrix products, are the unit of parallelism. The limit is counted across
+threads and lifted only when the last concurrent run finishes.
+"""
 
 from __future__ import annotations
 

@@ -1,15 +1,10 @@
-"""The standard pictures of scaling-law results, with holoviews, and their export.
+"""Learning-curve plots: ε_g(α) of one result or a sweep, and theory against simulation.
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
-holoviews object that renders with both the bokeh backend (interactive HTML) and the
-matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
-``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
-
-Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
-(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
-sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
-
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+`learning_curves` draws a variable (default ``eg``) on log–log axes, one colour per value of
+the overlay dim, a seed mean with a band, sliders for the other sweep dims, and optionally the
+measured plateau (`scalex.analysis.plateau`) as a shaded span. `compare` draws a theory (dashed,
+e.g. the ODE or the linear theory) over a simulation (solid, seed mean with a band) on the grid
+of the simulation.
 """
 
 from __future__ import annotations

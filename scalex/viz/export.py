@@ -1,15 +1,11 @@
-"""The standard pictures of scaling-law results, with holoviews, and their export.
+"""Export of plots: HTML that works offline, and static PNG or SVG.
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
-holoviews object that renders with both the bokeh backend (interactive HTML) and the
-matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
-``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
-
-Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
-(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
-sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
-
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+`save` writes ``<stem>.html`` with the bokeh backend and all resources inline, and
+``<stem>.png``/``.svg`` with the matplotlib backend (no browser needed), each atomically. In a
+static format a HoloMap becomes a grid of its frames (up to six) or its last frame.
+`inline_assets` replaces the panel stylesheet and icon URLs that a saved page still loads from
+the CDN by data: URLs of the installed files, so that the page needs no network; the HTML
+report uses it too.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-"""The standard pictures of scaling-law results, with holoviews, and their export.
+"""Order-parameter plots: heatmaps of q^τ and r^τ per eigenvalue group (docs/theory.md §2).
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
-holoviews object that renders with both the bokeh backend (interactive HTML) and the
-matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
-``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
-
-Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
-(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
-sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
-
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+`order_parameters` shows q^τ (student × student) and r^τ (student × teacher) for a few groups
+at a few α, with sliders over α and the sweep dims, so that the specialisation after the plateau
+(r becoming one-to-one) can be watched. A linear-theory result without overlaps gives the mode
+errors e_τ(α) of docs/theory.md eq. (4.2) instead.
 """
 
 from __future__ import annotations
@@ -92,7 +86,7 @@ def order_parameters(
     cmap: str = "RdBu_r",
     size: int = 300,
 ) -> hv.Layout:
-    """Heatmaps of q^τ (student × student) and r^τ (student × teacher) per group (THEORY §2).
+    """Heatmaps of q^τ (student × student), r^τ (student × teacher) per group (docs/theory.md §2).
 
     One row per eigenvalue group τ (``groups``: labels, or a count spread over 1..L; default
     3), columns q and r; each panel is an `hv.HoloMap` of `hv.HeatMap` over ``alpha`` (the grid
@@ -104,7 +98,7 @@ def order_parameters(
     different draws specialise in different orders, so a seed mean would blur them.
 
     A linear-theory dataset without q/r gives instead the mode errors e_τ(α) of the chosen
-    groups as an `hv.Overlay` of curves inside the Layout (THEORY §4).
+    groups as an `hv.Overlay` of curves inside the Layout (docs/theory.md §4.1).
     """
     load_backends()
     if "q" not in ds.data_vars or "r" not in ds.data_vars:
@@ -163,7 +157,7 @@ def order_parameters(
 
 
 def _mode_errors(ds: xr.Dataset, groups: int | Sequence[int] | None) -> hv.Layout:
-    """e_τ(α) of the linear theory for the chosen groups, one colour per group (THEORY §4)."""
+    """e_τ(α) of the linear theory for the chosen groups, one colour each (docs/theory.md §4.2)."""
     e = ds["e"]
     chosen = _pick_groups(ds, groups if groups is not None else 6)
     colors = palette(len(chosen), "viridis")

@@ -1,6 +1,6 @@
 """The standard pictures of scaling-law results, with holoviews, and their export.
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
+Every plot function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
 holoviews object that renders with both the bokeh backend (interactive HTML) and the
 matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
 ``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
@@ -8,6 +8,16 @@ matplotlib backend (static PNG); `save` writes both. Axis labels come from the `
 Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
 (mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
 sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
+
+This module gathers the public names of `scalex.viz`:
+
+* `learning_curves`, `compare` (`scalex.viz.curves`): ε_g(α), and theory over simulation;
+* `local_exponent`, `plateau_length`, `predicted_exponent` (`scalex.viz.scaling`): the local
+  exponent against β/(1+β), and measured against predicted plateau lengths;
+* `order_parameters` (`scalex.viz.overlaps`): heatmaps of q^τ and r^τ, or linear mode errors;
+* `save`, `inline_assets` (`scalex.viz.export`) and `report` (`scalex.viz.report`);
+* `dimension`, `title` (`scalex.viz.style`) and `extend`, `sweep_dims` (`scalex.viz.series`),
+  for building further plots.
 
 Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
 """

@@ -1,8 +1,11 @@
 """One self-contained HTML report of a catalog entry: plots, tables, parameters and cost.
 
 `report` writes a single ``report.html`` that needs no network: the bokeh and panel JavaScript is
-inlined, and the sliders of HoloMaps are embedded as precomputed states. It is what
-``scalex run ENTRY --report`` writes next to the results.
+inlined (stylesheets and icons by `scalex.viz.export.inline_assets`), and the sliders of
+HoloMaps are embedded as precomputed states. Below the plots come the given tables (e.g. the
+seed-mean summary), the run attributes, the `Setup` and the cost of the run (`table_html`). It
+is what ``scalex run ENTRY --report`` (`scalex.experiments.runner.run_entry`) writes next to
+the results.
 """
 
 from __future__ import annotations
@@ -102,16 +105,10 @@ def table_html(data: Any, max_rows: int = MAX_ROWS) -> str:
 
 
 def _setup_table(ds: xr.Dataset) -> dict[str, Any]:
-    from scalex.model.setup import Setup
+    """The Setup rows; a sweep's swept fields read "swept over [...]", not the base value."""
+    from scalex.experiments.runner import setup_rows
 
-    try:
-        setup = Setup.from_attrs(ds.attrs)
-    except ValueError:
-        return {}
-    out = setup.to_dict()
-    out["N_l (trained coordinates)"] = setup.n_trainable
-    out["setup hash"] = setup.hash
-    return out
+    return setup_rows(ds.attrs)
 
 
 def _run_table(ds: xr.Dataset) -> dict[str, Any]:

@@ -1,15 +1,11 @@
-"""The standard pictures of scaling-law results, with holoviews, and their export.
+"""Scaling plots: local exponents against β/(1+β), and plateau lengths against L.
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
-holoviews object that renders with both the bokeh backend (interactive HTML) and the
-matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
-``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
-
-Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
-(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
-sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
-
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+`local_exponent` draws −d ln ε_g / d ln α (`scalex.analysis.local_exponent`) with the
+reference line `predicted_exponent` = β/(1+β) of docs/theory.md eq. (4.8). `plateau_length`
+draws measured plateau lengths (`scalex.analysis.plateau`, seed mean ± std) against a sweep
+dim, with the escape-theory prediction of docs/theory.md §5.3 as a dashed curve: taken from
+the data (``plateau_length_predicted``) or computed by
+`scalex.analysis.predictions.escape_predictions`.
 """
 
 from __future__ import annotations
@@ -52,7 +48,7 @@ from scalex.viz.style import (
 
 # ----------------------------------------------------------------------------- local exponent
 def predicted_exponent(beta: float) -> float:
-    """β/(1+β): the decay exponent of ε_g ∝ α^(−β/(1+β)) (THEORY §4, linear activation)."""
+    """β/(1+β): the decay exponent of ε_g ∝ α^(−β/(1+β)) (docs/theory.md (4.8), linear g)."""
     if not beta > 0:
         raise ValueError(f"beta: must be > 0, got {beta!r}")
     return beta / (1.0 + beta)
@@ -160,11 +156,12 @@ def plateau_length(
 
     ``data`` is a sweep result (the plateau is measured by `scalex.analysis.plateau`) or a
     summary/plateau Dataset holding ``plateau_length`` (seed mean ± std as error bars).
-    ``predicted`` is the escape-theory prediction (THEORY §5, plateau length ≈ ln(1/asymmetry)/μ)
-    as a DataArray over the same dims, the name of a variable of ``data``, ``"auto"`` (the
-    variable ``plateau_length_predicted`` if present, else none), ``"escape"`` (compute it now
-    for every sweep point and seed with `scalex.catalog.escape_predictions`; this solves the
-    escape theory once per member and can take long) or ``None``.
+    ``predicted`` is the escape-theory prediction (docs/theory.md §5.3, plateau length ≈
+    ln(1/asymmetry)/μ) as a DataArray over the same dims, the name of a variable of ``data``,
+    ``"auto"`` (the variable ``plateau_length_predicted`` if present, else none), ``"escape"``
+    (compute it now for every sweep point and seed with
+    `scalex.analysis.predictions.escape_predictions`; this solves the escape theory once per
+    member and can take long) or ``None``.
     Measured points are `hv.Scatter` with `hv.ErrorBars`; the prediction is a dashed `hv.Curve`.
     """
     load_backends()

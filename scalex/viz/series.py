@@ -1,15 +1,12 @@
-"""The standard pictures of scaling-law results, with holoviews, and their export.
+"""From result arrays to plotted series: dims, seed averages, frames and curve elements.
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
-holoviews object that renders with both the bokeh backend (interactive HTML) and the
-matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
-``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
-
-Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
-(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
-sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
-
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+`sweep_dims` and `split_dims` sort the dims of a result into the overlay dim (``over``) and
+the slider dims; everything but the core dims of one run and ``seed`` is a sweep dim.
+`reduce_seeds` turns a ``seed`` dim into a `Series` (the mean, with a min–max or ±1 std band),
+`valid` masks points a log axis cannot show, `frames_by_key` and `holomap` iterate the slider
+frames and assemble them, and `series_elements` draws one `Series` as an `hv.Curve` with an
+`hv.Area` band. `extend` adds elements on top of a finished plot and keeps its options in both
+backends.
 """
 
 from __future__ import annotations
@@ -88,7 +85,7 @@ class Series:
 
 
 def reduce_seeds(da: xr.DataArray, band: str | None, xdim: str) -> Series:
-    """Mean over ``seed`` (if present) with a ±1 std or min–max band (THEORY §6 averages)."""
+    """Mean over ``seed`` (if present) with a ±1 std or min–max band (docs/theory.md §6)."""
     if band not in BANDS:
         raise ValueError(f"band: must be one of {BANDS}, got {band!r}")
     x = np.asarray(da[xdim].values, dtype=float)

@@ -1,15 +1,13 @@
-"""The standard pictures of scaling-law results, with holoviews, and their export.
+"""Shared look of scalex plots: holoviews backends, per-backend options, labels and colours.
 
-Every function takes a scalex result Dataset (schema in `scalex.schema`) and returns a
-holoviews object that renders with both the bokeh backend (interactive HTML) and the
-matplotlib backend (static PNG); `save` writes both. Axis labels come from the ``long_name`` and
-``units`` attributes of the variables, titles from the `Setup` recorded in the attributes.
-
-Dimensions of a result are read as follows: ``alpha`` is the time axis, ``seed`` is averaged
-(mean with a band), one sweep dimension (``over``) is overlaid with a colour map, and every other
-sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports to HTML).
-
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+`load_backends` registers the bokeh and matplotlib backends without a notebook and without
+changing the current one, and `use_backend` switches for one block. `styled` applies options
+per backend, and `line_style`, `fill_style` and `frame_style` build them for both at once
+(`frame_style` corrects the aspect of semi-log matplotlib axes). `dimension` makes axis labels
+from ``long_name`` and ``units``, and `title` a one-line title from the run's `Setup`
+attributes, leaving out swept fields. `palette` samples a colour map. The constants
+(`CORE_DIMS`, `SYMBOLS`, `METHODS`, `THEORY_COLOR`, `WIDTH` × `HEIGHT`) fix the dims of one run,
+the short symbols, the method names, the colour of theory curves and the frame size.
 """
 
 from __future__ import annotations
@@ -55,7 +53,7 @@ def load_backends() -> None:
     """Register the bokeh and matplotlib plotting backends without a notebook.
 
     Importing a holoviews plotting backend makes it the current one; the previous current
-    backend is restored so that loading scalex.plot changes no global state.
+    backend is restored so that loading scalex.viz changes no global state.
     """
     global _LOADED
     if _LOADED:
