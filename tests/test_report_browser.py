@@ -27,6 +27,7 @@ import pytest
 import xarray as xr
 from test_plot import _plateau, ode_like, sim_like, sweep_LK, sweep_of
 
+from scalex.viz import overlaps as viz_overlaps
 from scalex.viz import plots as plot
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -185,7 +186,7 @@ def test_report_draws_every_plot(report_page):
     _, probe, _ = report_page
     figures = probe["types"].get("Figure", 0)
     # 1 learning-curve figure + 1 comparison + 1 sweep frame + 2 groups × (q, r) heatmaps
-    n_heatmaps = 2 * len(plot._pick_groups(sweep_of(ode_like, "L", [1, 4]).sel(L=4), None))
+    n_heatmaps = 2 * len(viz_overlaps._pick_groups(sweep_of(ode_like, "L", [1, 4]).sel(L=4), None))
     assert figures == 3 + n_heatmaps
     assert probe["painted"] >= figures
     titles = " | ".join(probe["titles"])
