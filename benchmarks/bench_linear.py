@@ -25,9 +25,9 @@ from functools import partial
 import numpy as np
 from scipy.linalg import expm
 
-from scalex.viz.scripts import best_of, script_parser
 from scalex.engines.linear import exact_errors, linear_theory
 from scalex.model.setup import Setup
+from scalex.viz.scripts import best_of, script_parser
 
 
 def problem(L: int, beta: float = 1.0, eta: float = 0.01):

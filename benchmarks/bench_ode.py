@@ -30,12 +30,12 @@ import time
 
 import numpy as np
 
-from scalex.viz.scripts import best_of, script_parser
 from scalex.engines.ode import solve_ode
 from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.setup import Setup
-from scalex.schema import initial_overlaps
 from scalex.numerics.threads import single_threaded_blas as _single_threaded_blas
+from scalex.schema import initial_overlaps
+from scalex.viz.scripts import best_of, script_parser
 
 ALPHA = np.geomspace(1e-2, 1e4, 400)
 

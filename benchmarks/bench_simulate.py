@@ -22,11 +22,11 @@ import platform
 import numpy as np
 from scipy.special import erf
 
-from scalex.viz.scripts import best_of, script_parser
 from scalex.engines.simulate import SGDRun, default_block, run_seed, simulate
 from scalex.model.setup import Setup
 from scalex.model.weights import rng_streams, sample_weights
 from scalex.numerics.threads import single_threaded_blas
+from scalex.viz.scripts import best_of, script_parser
 
 
 def numpy_loop(setup: Setup, n_steps: int, seed: int = 0, z: np.ndarray | None = None

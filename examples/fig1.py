@@ -1,9 +1,9 @@
 """Fig. 1 of Worschech & Rosenow (ICLR 2025): the plateau shortens as L grows.
 
 Erf soft committee machine, K = M = 2, η = 0.1, β = 1, σ_J = 0.01, N = 1024, L varied
-(docs/theory.md §5). Runs the catalog entry ``fig1`` (the ODE of docs/theory.md §3 from the initial overlaps
-of seed 0), then draws the learning curves with the measured plateau shaded, next to the
-plateau length against L, measured and predicted by the escape theory.
+(docs/theory.md §5). Runs the catalog entry ``fig1`` (the ODE of docs/theory.md §3 from the
+initial overlaps of seed 0), then draws the learning curves with the measured plateau shaded,
+next to the plateau length against L, measured and predicted by the escape theory.
 
     python examples/fig1.py                       # results in scalex-results/fig1/
     python examples/fig1.py --images docs/images  # also the PNG shown in docs/reproduction.md
@@ -20,10 +20,10 @@ import holoviews as hv
 import xarray as xr
 
 from scalex.analysis.predictions import escape_predictions
-from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot
+from scalex.viz.scripts import script_parser, write_figure
 
 ENTRY = "fig1"
 

@@ -20,19 +20,19 @@ import numpy as np
 import xarray as xr
 
 from scalex.analysis.measures import fit_power_law
-from scalex.viz.scripts import script_parser, write_figure
 from scalex.engines.linear_asymptotics import asymptotics
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.model.setup import Setup
 from scalex.viz import plots as plot
+from scalex.viz.scripts import script_parser, write_figure
 
 ENTRIES = ("fig2_left", "fig2_right")
 
 
 def fit_window(setup: Setup) -> tuple[float, float]:
-    """A window well inside 1/(2ηλ_1) ≪ α ≪ 1/(2ηλ_L), where the power law holds (docs/theory.md §4):
-    a decade in from each end when the window spans more than three decades."""
+    """A window well inside 1/(2ηλ_1) ≪ α ≪ 1/(2ηλ_L), where the power law holds
+    (docs/theory.md §4): a decade in from each end when the window spans more than three decades."""
     lo, hi = asymptotics(setup).window
     return (10 * lo, hi / 10) if hi / lo > 1e3 else (lo, hi)
 

@@ -20,11 +20,11 @@ import numpy as np
 import xarray as xr
 from matplotlib.ticker import NullFormatter
 
-from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.model.setup import Setup
 from scalex.viz import plots as plot
+from scalex.viz.scripts import script_parser, write_figure
 
 ENTRIES = ("fig3_left", "fig3_real")
 

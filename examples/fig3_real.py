@@ -27,11 +27,11 @@ import time
 
 import numpy as np
 
-from scalex.viz.scripts import script_parser
 from scalex.engines.linear import linear_theory
 from scalex.engines.linear_asymptotics import asymptotics
 from scalex.engines.real_data import sgd_real_data
 from scalex.model.datasets import DATASETS, real_data
+from scalex.viz.scripts import script_parser
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:

@@ -22,10 +22,10 @@ import holoviews as hv
 import numpy as np
 
 from scalex.analysis.predictions import escape_predictions
-from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.viz import plots as plot
+from scalex.viz.scripts import script_parser, write_figure
 
 ENTRY = "fig5_plateau"
 

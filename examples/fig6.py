@@ -20,11 +20,11 @@ from pathlib import Path
 import holoviews as hv
 
 from scalex.analysis.measures import fit_power_law
-from scalex.viz.scripts import script_parser, write_figure
 from scalex.experiments.catalog import load_catalog
 from scalex.experiments.runner import run_entry
 from scalex.schema import member_setup
 from scalex.viz import plots as plot
+from scalex.viz.scripts import script_parser, write_figure
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalex.model.setup import Setup  # noqa: F401
     from scalex.model.weights import sample_weights  # noqa: F401
     from scalex.schema import (  # noqa: F401
-        initial_overlaps,  # noqa: F401
+        initial_overlaps,
         open_dataset,
         to_netcdf,
         validate,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["check_alpha", "log_grid", "alpha_to_steps"]
+__all__ = ["alpha_to_steps", "check_alpha", "log_grid"]
 
 
 def check_alpha(alpha: ArrayLike, name: str = "alpha") -> NDArray[np.float64]:

@@ -47,8 +47,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """Yield a fresh temporary path beside ``path``; rename it over ``path`` on success.
 
     The temporary name is ``.<name>.<random>.tmp<suffix>`` (``suffix`` for writers that pick
-    the format from the extension). The body writes the temporary file by any means (netCDF4, matplotlib, bokeh, ...). On an
-    exception the temporary file is removed and the exception propagates; a full disk becomes
+    the format from the extension). The body writes the temporary file by any means
+    (netCDF4, matplotlib, bokeh, ...). On an exception the temporary file is removed and the
+    exception propagates; a full disk becomes
     ``OSError(ENOSPC, "<path>: no space left on device ...")``.
     """
     path = Path(path)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,7 +64,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import erf as _erf
 
 from scalex.common.alpha import alpha_to_steps, check_alpha
+from scalex.common.capture import capture_warnings
 from scalex.common.progress import Progress
+from scalex.common.schedulers import ALIASES, normalise_scheduler
 from scalex.common.seeds import check_seeds
 from scalex.engines.ode import stability_report
 from scalex.engines.sgd_kernel import TRANSPOSED_MIN_K, scratch, sgd_steps, sgd_steps_transposed
@@ -104,8 +105,8 @@ DTYPES = ("float64", "float32")
 #: Bytes of normals per block by default: the block then stays in a core's L2 cache.
 BLOCK_BYTES = 2**19
 TEST_CHUNK = 1024
-IN_PROCESS = ("sync", "synchronous", "single-threaded", "threads", "threading")
-SCHEDULER_NAMES = (*IN_PROCESS, "processes", "multiprocessing", "distributed", "dask.distributed")
+#: canonical schedulers (`scalex.common.schedulers`) that run tasks in this process
+IN_PROCESS = ("synchronous", "threads")
 # Rough cost model for the progress-bar decision: s per normal drawn, s per K·N multiply-add.
 _COST_DRAW, _COST_KN = 9e-9, 4e-10
 
@@ -367,49 +368,15 @@ class _Captured:
         self.result, self.caught = result, caught
 
 
-_capture_lock = threading.Lock()
-_capture_users = 0
-_capture_saved: Any = None
-_capture_local = threading.local()
-
-
-def _dispatch_warning(message: Any, category: type[Warning], filename: str, lineno: int,
-                      file: Any = None, line: str | None = None) -> None:
-    """`warnings.showwarning` while tasks run: a task's thread collects, others show."""
-    sink = getattr(_capture_local, "sink", None)
-    if sink is not None:
-        sink.append((category, str(message), filename, lineno))
-    elif _capture_saved is not None:
-        _capture_saved(message, category, filename, lineno, file, line)
-
-
 def run_captured(func: Callable[..., Any], *args: Any, **kwargs: Any) -> _Captured:
     """Run a task body, collecting the warnings it issues in its own thread (no filter change).
 
-    While any task runs, `warnings.showwarning` (not the filters) is a dispatcher that hands a
-    warning from a task's thread to that task and passes every other one on; it is installed
-    and restored under a lock, reference-counted, and left alone if someone replaced it
-    meanwhile. A body returning ``(result, [(category, message), ...])`` reports warnings as
-    data instead. `compute_tasks` re-issues both in the calling thread.
+    The warnings are collected by `scalex.common.capture.capture_warnings`. A body returning
+    ``(result, [(category, message), ...])`` reports warnings as data instead. `compute_tasks`
+    re-issues both in the calling thread.
     """
-    global _capture_users, _capture_saved
-    with _capture_lock:
-        if _capture_users == 0:
-            _capture_saved = warnings.showwarning
-            warnings.showwarning = _dispatch_warning
-        _capture_users += 1
-    previous = getattr(_capture_local, "sink", None)
-    _capture_local.sink = caught = []
-    try:
+    with capture_warnings() as caught:
         result = func(*args, **kwargs)
-    finally:
-        _capture_local.sink = previous
-        with _capture_lock:
-            _capture_users -= 1
-            if _capture_users == 0:
-                if warnings.showwarning is _dispatch_warning:
-                    warnings.showwarning = _capture_saved
-                _capture_saved = None
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], list):
         result, notes = result
         caught = [(cat, msg, __file__, 0) for cat, msg in notes] + caught
@@ -455,12 +422,12 @@ def compute_tasks(tasks: Sequence[Any], scheduler: Any = None) -> list[Any]:
         with Client(scheduler) as client:
             return _reissue(list(dask.compute(*tasks, scheduler=client)))
     if isinstance(scheduler, str):
-        if scheduler not in SCHEDULER_NAMES:
+        if _canonical(scheduler) is None:
             raise ValueError(
-                f"scheduler: must be one of {SCHEDULER_NAMES}, a distributed.Client or a "
+                f"scheduler: must be one of {list(ALIASES)}, a distributed.Client or a "
                 f"scheduler address 'tcp://host:port', got {scheduler!r}"
             )
-        return _reissue(list(dask.compute(*tasks, scheduler=scheduler)))
+        return _reissue(list(dask.compute(*tasks, scheduler=_canonical(scheduler))))
     if hasattr(scheduler, "get") and hasattr(scheduler, "submit"):  # distributed.Client
         return _reissue(list(dask.compute(*tasks, scheduler=scheduler)))
     raise ValueError(
@@ -469,11 +436,19 @@ def compute_tasks(tasks: Sequence[Any], scheduler: Any = None) -> list[Any]:
     )
 
 
+def _canonical(scheduler: Any) -> str | None:
+    """The canonical name of a scheduler name (`scalex.common.schedulers`), else None."""
+    try:
+        return normalise_scheduler(scheduler)
+    except ValueError:
+        return None
+
+
 def _in_process(scheduler: Any) -> bool:
     """Whether tasks run in threads of this process, so a shared progress bar can follow them."""
     if scheduler is None:
         scheduler = dask.config.get("scheduler", None) or "threads"
-    return isinstance(scheduler, str) and scheduler in IN_PROCESS
+    return _canonical(scheduler) in IN_PROCESS
 
 
 # --------------------------------------------------------------------------- public front
@@ -556,7 +531,7 @@ def simulate(
     ]
     t0 = time.perf_counter()
     try:
-        if progress and scheduler in ("processes", "multiprocessing"):
+        if progress and _canonical(scheduler) == "processes":
             from dask.diagnostics import ProgressBar
 
             with ProgressBar():

@@ -39,13 +39,14 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from scalex.common.capture import WarningRecord, capture_warnings
 from scalex.common.schedulers import normalise_scheduler
 from scalex.experiments.combine import normalise_member
 from scalex.experiments.errors import SchedulerLostError, SweepWarning
@@ -77,56 +78,12 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 _CANCELLED: set[str] = set()
 
 
-# ---------------------------------------------------------------------------------- warnings
-class _Capture(threading.local):
-    records: list[tuple[type[Warning], str]] | None = None
-
-
-_CAPTURE = _Capture()
-_HOOK_LOCK = threading.Lock()
-_HOOK_USERS = 0
-_SAVED_SHOWWARNING: Any = None
-_IMPORT_SHOWWARNING = warnings.showwarning
-
-
-def _showwarning(message: Any, category: type[Warning], filename: str, lineno: int,
-                 file: Any = None, line: str | None = None) -> None:
-    records = _CAPTURE.records
-    if records is not None:
-        records.append((category, str(message)))
-    else:  # a warning of another thread: shown as it would have been
-        show = _SAVED_SHOWWARNING or _IMPORT_SHOWWARNING  # (hook kept by a foreign context)
-        show(message, category, filename, lineno, file, line)
-
-
-@contextlib.contextmanager
-def capture_warnings() -> Iterator[list[tuple[type[Warning], str]]]:
-    """Record the warnings this thread emits (after the caller's filters) into a list.
-
-    Thread-safe, unlike `warnings.catch_warnings`: ``warnings.filters`` is never touched, and
-    ``warnings.showwarning`` is replaced once for all concurrent captures (reference-counted)
-    and restored when the last one ends. Other threads' warnings are shown as before.
-    """
-    global _HOOK_USERS, _SAVED_SHOWWARNING
-    with _HOOK_LOCK:
-        if _HOOK_USERS == 0:
-            _SAVED_SHOWWARNING = warnings.showwarning
-            warnings.showwarning = _showwarning
-        _HOOK_USERS += 1
-    records: list[tuple[type[Warning], str]] = []
-    _CAPTURE.records = records
-    try:
-        yield records
-    finally:
-        _CAPTURE.records = None
-        with _HOOK_LOCK:
-            _HOOK_USERS -= 1
-            if _HOOK_USERS == 0:
-                warnings.showwarning = _SAVED_SHOWWARNING
-                _SAVED_SHOWWARNING = None
-
-
 # ---------------------------------------------------------------------------------- members
+def _as_notes(caught: list[WarningRecord]) -> tuple[tuple[type[Warning], str], ...]:
+    """A member's warnings as (category, message), the form its `Outcome` carries."""
+    return tuple((category, message) for category, message, _, _ in caught)
+
+
 class Outcome(NamedTuple):
     status: str
     data: xr.Dataset | None
@@ -163,16 +120,16 @@ def run_member(
             msg = f"failed: {type(err).__name__}: {err}".strip()
             if path is not None and run_id not in _CANCELLED:
                 write_marker(path, member, kind, msg + "\n" + traceback.format_exc())
-            return Outcome("failed", None, msg, tuple(caught))
+            return Outcome("failed", None, msg, _as_notes(caught))
     status = status_of(ds)
     ds.attrs.update(seed=member.seed, sweep_kind=kind, sweep_key=key)
     if path is not None:
         if run_id in _CANCELLED:
-            return Outcome("cancelled", None, "cancelled", tuple(caught))
+            return Outcome("cancelled", None, "cancelled", _as_notes(caught))
         write_member(ds, path)
         marker_path(path).unlink(missing_ok=True)
-        return Outcome(status, None, None, tuple(caught))
-    return Outcome(status, ds, None, tuple(caught))
+        return Outcome(status, None, None, _as_notes(caught))
+    return Outcome(status, ds, None, _as_notes(caught))
 
 
 def is_disk_full(err: BaseException) -> bool:

@@ -207,7 +207,8 @@ def _vectors(d, zh, origin, tau, norm, k0, k1):  # pragma: no cover - compiled
 
 
 
-#: size n from which the kernels use all threads (below it, thread start-up costs more than it saves).
+#: size n from which the kernels use all threads (below it, starting threads costs more
+#: than it saves).
 PARALLEL_MIN = 384
 
 
