@@ -22,15 +22,18 @@ Definitions, equations (A1)–(A7) and default thresholds: docs/analysis.md.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from scalex.analysis import estimators as est
+from scalex.analysis.members import DIM, SEED, baseline_attr, curve, finish, one_chunk, per_member
+from scalex.analysis.plateaus import check_plateau_options
+from scalex.analysis.slopes import check_floor, check_positive
 
 __all__ = [
+    "VARIABLES",
     "convergence",
     "fit_power_law",
     "local_exponent",
@@ -39,89 +42,41 @@ __all__ = [
     "summary",
 ]
 
-DIM = "alpha"
-SEED = "seed"
 
-
-# --------------------------------------------------------------------------- helpers
-def _curve(obj: xr.Dataset | xr.DataArray, dim: str, baseline: Any = 0.0) -> xr.DataArray:
-    """ε_g − baseline of a Dataset (``eg``) or of the DataArray itself, ``dim`` in one chunk."""
-    if isinstance(obj, xr.Dataset):
-        if "eg" not in obj:
-            raise ValueError("ds: a Dataset must have an 'eg' variable (the learning curve)")
-        da = obj["eg"]
-    elif isinstance(obj, xr.DataArray):
-        da = obj
-    else:
-        raise TypeError(f"expected an xarray Dataset or DataArray, got {type(obj).__name__}")
-    if dim not in da.dims:
-        raise ValueError(f"dim: {dim!r} is not a dimension of the curve (dims {da.dims})")
-    if isinstance(baseline, xr.DataArray):
-        if dim in baseline.dims:
-            raise ValueError(f"baseline: must not depend on {dim!r} (one value per member)")
-        da = da - baseline
-    elif not (np.isscalar(baseline) and np.isfinite(baseline)):
-        raise ValueError(f"baseline: must be a finite number or a DataArray, got {baseline!r}")
-    elif baseline:
-        da = da - baseline
-    return _one_chunk(da, dim)
-
-
-def _one_chunk(da: xr.DataArray, *dims: Hashable) -> xr.DataArray:
-    if da.chunks is not None:
-        return da.chunk({d: -1 for d in dims})
-    return da
-
-
-def _check_positive(**values: float) -> None:
-    for name, val in values.items():
-        if not (np.isfinite(val) and val > 0):
-            raise ValueError(f"{name}: must be finite and > 0, got {val!r}")
-
-
-def _check_floor(floor: float) -> None:
-    if not (np.isfinite(floor) and 0 <= floor < 1):
-        raise ValueError(f"floor: must be in [0, 1), got {floor!r}")
-
-
-def _attrs(obj: xr.Dataset | xr.DataArray, analysis: str, params: dict[str, Any]) -> dict:
-    """The source attrs plus the analysis name and its thresholds (NetCDF-safe values)."""
-    attrs = dict(obj.attrs)
-    attrs["analysis"] = analysis
-    for key, val in params.items():
-        if val is None:
-            val = "none"
-        elif isinstance(val, bool):
-            val = int(val)
-        attrs[f"{analysis}_{key}"] = val
-    return attrs
-
-
-def _baseline_attr(baseline: Any) -> float | str:
-    return "per member" if isinstance(baseline, xr.DataArray) else float(baseline)
-
-
-def _decode(codes: xr.DataArray, table: tuple[str, ...]) -> xr.DataArray:
-    """Map integer codes (stored as float) to strings, lazily under dask."""
-    lookup = np.asarray(table)
-    width = max(len(s) for s in table)
-
-    def kernel(c: np.ndarray) -> np.ndarray:
-        return lookup[np.asarray(c, dtype=float).astype(int)]
-
-    return xr.apply_ufunc(kernel, codes, dask="parallelized",
-                          output_dtypes=[np.dtype(f"<U{width}")])
-
-
-def _unpack(packed: xr.DataArray, names: tuple[str, ...], dim: str = "stat") -> xr.Dataset:
-    return xr.Dataset({name: packed.isel({dim: i}, drop=True) for i, name in enumerate(names)})
-
-
-def _var_attrs(ds: xr.Dataset, meta: dict[str, tuple[str, str]]) -> xr.Dataset:
-    for name, (long_name, units) in meta.items():
-        if name in ds:
-            ds[name].attrs.update(long_name=long_name, units=units)
-    return ds
+#: ``long_name`` and ``units`` of the variables of `plateau`, `fit_power_law` and `convergence`
+VARIABLES: dict[str, tuple[str, str]] = {
+    "plateau_height": ("plateau height: median ε_g on the plateau", "1"),
+    "plateau_start": ("α where the plateau starts", "1"),
+    "plateau_end": ("α where the plateau ends", "1"),
+    "plateau_length": ("plateau length end − start", "1"),
+    "has_plateau": ("a plateau was found", "1"),
+    "plateau_spread": ("median specialisation spread on the plateau", "1"),
+    "plateau_start_err": ("uncertainty of plateau_start from the α grid spacing", "1"),
+    "plateau_end_err": ("uncertainty of plateau_end from the α grid spacing", "1"),
+    "plateau_length_err": ("uncertainty of plateau_length (start_err + end_err)", "1"),
+    "plateau_n_missing": ("missing (non-finite) ε_g points inside the plateau", "1"),
+    "plateau_reason": ("ok, or why the plateau is missing or degraded", ""),
+    "specialisation_alpha": ("α after which the overlap spread exceeds the threshold", "1"),
+    "exponent": ("power-law exponent γ of ε_g ≈ A α^(−γ)", "1"),
+    "exponent_stderr": ("least-squares standard error of γ", "1"),
+    "prefactor": ("prefactor A of ε_g ≈ A α^(−γ)", "1"),
+    "prefactor_stderr": ("standard error of A (delta method)", "1"),
+    "alpha_min": ("lower end of the fit window", "1"),
+    "alpha_max": ("upper end of the fit window", "1"),
+    "n_points": ("number of points in the fit", "1"),
+    "exponent_spread": ("max − min of the local exponent over the fit window", "1"),
+    "reason": ("fit status: ok, or why it failed", ""),
+    "exponent_ci_low": ("bootstrap lower confidence limit of γ (resampling seeds)", "1"),
+    "exponent_ci_high": ("bootstrap upper confidence limit of γ (resampling seeds)", "1"),
+    "exponent_bootstrap_std": ("bootstrap standard deviation of γ", "1"),
+    "convergence": ("late-time decay class: exponential, power_law or undetermined", ""),
+    "convergence_rate": ("rate c of ε_g ∝ exp(−c α) (exponential class)", "1"),
+    "convergence_exponent": ("exponent γ of ε_g ∝ α^(−γ) (power-law class)", "1"),
+    "convergence_alpha_min": ("lower end of the late window", "1"),
+    "convergence_alpha_max": ("upper end of the late window", "1"),
+    "convergence_ratio": ("growth ratio ρ of the local exponent (1 exp., 0 power law)", "1"),
+    "convergence_reason": ("ok, or why the class is undetermined", ""),
+}
 
 
 # --------------------------------------------------------------------------- local exponent
@@ -146,9 +101,9 @@ def local_exponent(
     -------
     DataArray ``local_exponent`` with the dims of ε_g.
     """
-    _check_positive(window=window)
-    _check_floor(floor)
-    eg = _curve(ds, dim, baseline)
+    check_positive(window=window)
+    check_floor(floor)
+    eg = curve(ds, dim, baseline)
     out = xr.apply_ufunc(
         lambda a, y: -est.local_slope(a, y, window, floor),
         eg[dim], eg,
@@ -157,7 +112,7 @@ def local_exponent(
     )
     out = out.transpose(*eg.dims).rename("local_exponent")
     out.attrs = {"long_name": "local exponent −d ln ε_g / d ln α", "units": "1",
-                 "window_decades": window, "floor": floor, "baseline": _baseline_attr(baseline)}
+                 "window_decades": window, "floor": floor, "baseline": baseline_attr(baseline)}
     return out
 
 
@@ -224,71 +179,34 @@ def plateau(
     (= end − start, in α), ``has_plateau``, ``plateau_spread`` and ``specialisation_alpha``,
     one value per member (the dims of ε_g without ``dim``). Lazy on dask-backed input.
     """
-    _check_positive(flatness=flatness, min_decades=min_decades, window=window,
-                    spread_threshold=spread_threshold)
-    if not contrast > 1:
-        raise ValueError(f"contrast: must be > 1, got {contrast!r}")
-    _check_floor(floor)
-    eg = _curve(ds, dim, baseline)
+    check_plateau_options(flatness=flatness, min_decades=min_decades, window=window,
+                          contrast=contrast)
+    check_positive(spread_threshold=spread_threshold)
+    check_floor(floor)
+    eg = curve(ds, dim, baseline)
     has_r = isinstance(ds, xr.Dataset) and all(v in ds for v in ("q", "r", "t", "eigenvalue"))
-    spread = (_one_chunk(specialisation_spread(ds, dim), dim) if has_r
+    spread = (one_chunk(specialisation_spread(ds, dim), dim) if has_r
               else xr.full_like(eg, np.nan))
     kwargs = dict(flatness=flatness, min_decades=min_decades, window=window, contrast=contrast,
                   floor=floor)
-    packed = xr.apply_ufunc(
-        lambda a, y, s: est.plateau_1d(a, y, s, **kwargs),
-        eg[dim], eg, spread,
-        input_core_dims=[[dim], [dim], [dim]], output_core_dims=[["stat"]],
-        vectorize=True, dask="parallelized", output_dtypes=[float],
-        dask_gufunc_kwargs={"output_sizes": {"stat": len(est.PLATEAU_FIELDS)}},
-    )
-    out = _unpack(packed, est.PLATEAU_FIELDS)
+    out = per_member(lambda a, y, s: est.plateau_1d(a, y, s, **kwargs), eg,
+                     est.PLATEAU_FIELDS, dim=dim, others=[spread],
+                     codes={"reason_code": ("plateau_reason", est.PLATEAU_REASONS)})
     out["has_plateau"] = out["has_plateau"] > 0.5
-    out["plateau_reason"] = _decode(out["reason_code"], est.PLATEAU_REASONS)
-    out = out.drop_vars("reason_code")
     out["specialisation_alpha"] = xr.apply_ufunc(
         lambda a, s: est.crossing_alpha(a, s, spread_threshold),
         spread[dim], spread,
         input_core_dims=[[dim], [dim]], vectorize=True, dask="parallelized",
         output_dtypes=[float],
     )
-    out = out.drop_vars([c for c in out.coords if dim in out[c].dims])
     out["plateau_height"] = out["plateau_height"] + baseline  # report ε_g, not the excess
-    out.attrs = _attrs(ds, "plateau", dict(kwargs, spread_threshold=spread_threshold,
+    return finish(out, ds, "plateau", dict(kwargs, spread_threshold=spread_threshold,
                                            has_overlaps=has_r,
-                                           baseline=_baseline_attr(baseline)))
-    return _var_attrs(out, {
-        "plateau_height": ("plateau height: median ε_g on the plateau", "1"),
-        "plateau_start": ("α where the plateau starts", "1"),
-        "plateau_end": ("α where the plateau ends", "1"),
-        "plateau_length": ("plateau length end − start", "1"),
-        "has_plateau": ("a plateau was found", "1"),
-        "plateau_spread": ("median specialisation spread on the plateau", "1"),
-        "plateau_start_err": ("uncertainty of plateau_start from the α grid spacing", "1"),
-        "plateau_end_err": ("uncertainty of plateau_end from the α grid spacing", "1"),
-        "plateau_length_err": ("uncertainty of plateau_length (start_err + end_err)", "1"),
-        "plateau_n_missing": ("missing (non-finite) ε_g points inside the plateau", "1"),
-        "plateau_reason": ("ok, or why the plateau is missing or degraded", ""),
-        "specialisation_alpha": ("α after which the overlap spread exceeds the threshold",
-                                 "1"),
-    })
+                                           baseline=baseline_attr(baseline)), VARIABLES)
 
 
 # --------------------------------------------------------------------------- power-law fits
-_FIT_META = {
-    "exponent": ("power-law exponent γ of ε_g ≈ A α^(−γ)", "1"),
-    "exponent_stderr": ("least-squares standard error of γ", "1"),
-    "prefactor": ("prefactor A of ε_g ≈ A α^(−γ)", "1"),
-    "prefactor_stderr": ("standard error of A (delta method)", "1"),
-    "alpha_min": ("lower end of the fit window", "1"),
-    "alpha_max": ("upper end of the fit window", "1"),
-    "n_points": ("number of points in the fit", "1"),
-    "exponent_spread": ("max − min of the local exponent over the fit window", "1"),
-    "reason": ("fit status: ok, or why it failed", ""),
-    "exponent_ci_low": ("bootstrap lower confidence limit of γ (resampling seeds)", "1"),
-    "exponent_ci_high": ("bootstrap upper confidence limit of γ (resampling seeds)", "1"),
-    "exponent_bootstrap_std": ("bootstrap standard deviation of γ", "1"),
-}
+_BOOT_FIELDS = ("exponent_ci_low", "exponent_ci_high", "exponent_bootstrap_std")
 
 
 def fit_power_law(
@@ -337,8 +255,8 @@ def fit_power_law(
     ``alpha_min``, ``alpha_max`` (the window used), ``n_points`` and ``reason`` per member
     (plus the bootstrap variables). Lazy on dask-backed input.
     """
-    _check_positive(tol=tol, window=window, min_decades=min_decades)
-    _check_floor(floor)
+    check_positive(tol=tol, window=window, min_decades=min_decades)
+    check_floor(floor)
     if not 0 < ci < 1:
         raise ValueError(f"ci: must be in (0, 1), got {ci!r}")
     if isinstance(bootstrap, bool) or int(bootstrap) != bootstrap or bootstrap < 0:
@@ -348,7 +266,7 @@ def fit_power_law(
             raise ValueError(f"{name}: must be None or finite and > 0, got {val!r}")
     if alpha_min is not None and alpha_max is not None and alpha_max <= alpha_min:
         raise ValueError(f"alpha_max: must exceed alpha_min={alpha_min}, got {alpha_max}")
-    eg = _curve(ds, dim, baseline)
+    eg = curve(ds, dim, baseline)
     has_seed = SEED in eg.dims
     if seed_mean is None:
         seed_mean = has_seed
@@ -361,36 +279,22 @@ def fit_power_law(
     kwargs = dict(tol=tol, window=window, min_decades=min_decades, min_exponent=min_exponent,
                   max_spread=max_spread, floor=floor)
     names = est.FIT_FIELDS
+    codes = {"reason_code": ("reason", est.REASONS)}
     if seed_mean:
-        eg = _one_chunk(eg, SEED, dim)
-        names = (*names, "exponent_ci_low", "exponent_ci_high", "exponent_bootstrap_std")
-        packed = xr.apply_ufunc(
+        names = (*names, *_BOOT_FIELDS)
+        out = per_member(
             lambda a, y: est.fit_bootstrap(a, y, lo, hi, n_boot=int(bootstrap), ci=ci,
                                            random_state=random_state, **kwargs),
-            eg[dim], eg,
-            input_core_dims=[[dim], [SEED, dim]], output_core_dims=[["stat"]],
-            vectorize=True, dask="parallelized", output_dtypes=[float],
-            dask_gufunc_kwargs={"output_sizes": {"stat": len(names)}},
-        )
+            one_chunk(eg, SEED, dim), names, dim=dim, core=(SEED, dim), codes=codes)
+        if not bootstrap:
+            out = out.drop_vars(list(_BOOT_FIELDS))
     else:
-        packed = xr.apply_ufunc(
-            lambda a, y: est.fit_power_law_1d(a, y, lo, hi, **kwargs),
-            eg[dim], eg,
-            input_core_dims=[[dim], [dim]], output_core_dims=[["stat"]],
-            vectorize=True, dask="parallelized", output_dtypes=[float],
-            dask_gufunc_kwargs={"output_sizes": {"stat": len(names)}},
-        )
-    out = _unpack(packed, names)
-    out["reason"] = _decode(out["reason_code"], est.REASONS)
-    out = out.drop_vars("reason_code")
-    if seed_mean and not bootstrap:
-        out = out.drop_vars(["exponent_ci_low", "exponent_ci_high", "exponent_bootstrap_std"])
-    out = out.drop_vars([c for c in out.coords
-                         if dim in out[c].dims or (seed_mean and SEED in out[c].dims)])
-    out.attrs = _attrs(ds, "fit_power_law", dict(
+        out = per_member(lambda a, y: est.fit_power_law_1d(a, y, lo, hi, **kwargs), eg, names,
+                         dim=dim, codes=codes)
+    return finish(out, ds, "fit_power_law", dict(
         kwargs, alpha_min=alpha_min, alpha_max=alpha_max, bootstrap=int(bootstrap), ci=ci,
-        seed_mean=seed_mean, random_state=random_state, baseline=_baseline_attr(baseline)))
-    return _var_attrs(out, _FIT_META)
+        seed_mean=seed_mean, random_state=random_state, baseline=baseline_attr(baseline)),
+        VARIABLES)
 
 
 # --------------------------------------------------------------------------- late-time decay
@@ -423,43 +327,24 @@ def convergence(
     ``convergence_exponent`` (γ, for power law), ``convergence_alpha_min``/``_max`` (window),
     ``convergence_ratio`` (ρ) and ``convergence_reason``. Lazy on dask-backed input.
     """
-    _check_positive(decades=decades, window=window)
-    _check_floor(floor)
+    check_positive(decades=decades, window=window)
+    check_floor(floor)
     if not power_law_ratio < exponential_ratio:
         raise ValueError(f"power_law_ratio: must be < exponential_ratio={exponential_ratio}, "
                          f"got {power_law_ratio!r}")
     if alpha_min is not None and not (np.isfinite(alpha_min) and alpha_min >= 0):
         raise ValueError(f"alpha_min: must be None or finite and >= 0, got {alpha_min!r}")
-    eg = _curve(ds, dim, baseline)
+    eg = curve(ds, dim, baseline)
     lo = np.nan if alpha_min is None else float(alpha_min)
     kwargs = dict(decades=decades, window=window, exponential_ratio=exponential_ratio,
                   power_law_ratio=power_law_ratio, min_exponent=min_exponent, floor=floor)
     names = ("class_code", "convergence_rate", "convergence_exponent", "convergence_alpha_min",
              "convergence_alpha_max", "convergence_ratio", "reason_code")
-    packed = xr.apply_ufunc(
-        lambda a, y: est.convergence_1d(a, y, lo, **kwargs),
-        eg[dim], eg,
-        input_core_dims=[[dim], [dim]], output_core_dims=[["stat"]],
-        vectorize=True, dask="parallelized", output_dtypes=[float],
-        dask_gufunc_kwargs={"output_sizes": {"stat": len(names)}},
-    )
-    out = _unpack(packed, names)
-    out["convergence"] = _decode(out["class_code"], est.CONVERGENCE_CLASSES)
-    out["convergence_reason"] = _decode(out["reason_code"], est.REASONS)
-    out = out.drop_vars(["class_code", "reason_code"])
-    out = out.drop_vars([c for c in out.coords if dim in out[c].dims])
-    out.attrs = _attrs(ds, "convergence", dict(kwargs, alpha_min=alpha_min,
-                                               baseline=_baseline_attr(baseline)))
-    return _var_attrs(out, {
-        "convergence": ("late-time decay class: exponential, power_law or undetermined", ""),
-        "convergence_rate": ("rate c of ε_g ∝ exp(−c α) (exponential class)", "1"),
-        "convergence_exponent": ("exponent γ of ε_g ∝ α^(−γ) (power-law class)", "1"),
-        "convergence_alpha_min": ("lower end of the late window", "1"),
-        "convergence_alpha_max": ("upper end of the late window", "1"),
-        "convergence_ratio": ("growth ratio ρ of the local exponent (1 exp., 0 power law)",
-                              "1"),
-        "convergence_reason": ("ok, or why the class is undetermined", ""),
-    })
+    out = per_member(lambda a, y: est.convergence_1d(a, y, lo, **kwargs), eg, names, dim=dim,
+                     codes={"class_code": ("convergence", est.CONVERGENCE_CLASSES),
+                            "reason_code": ("convergence_reason", est.REASONS)})
+    return finish(out, ds, "convergence", dict(kwargs, alpha_min=alpha_min,
+                                               baseline=baseline_attr(baseline)), VARIABLES)
 
 
 # --------------------------------------------------------------------------- summary
@@ -484,7 +369,7 @@ def summary(
     """
     src = ds
     if seed_mean:
-        eg = _curve(ds, dim)
+        eg = curve(ds, dim)
         if SEED not in eg.dims:
             raise ValueError(f"seed_mean: the curve has no {SEED!r} dim (dims {eg.dims})")
         src = eg.mean(SEED, keep_attrs=True)

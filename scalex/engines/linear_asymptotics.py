@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import gamma as _gamma
 
 from scalex.common.alpha import check_alpha
+from scalex.common.fits import line_fit
 from scalex.engines.linear import check_setup, effective_learning_rate, initial_condition
 from scalex.model.setup import Setup
 from scalex.numerics.secular import merge_equal, secular_eigensystem
@@ -136,8 +137,7 @@ def _spectral_fit(setup: Setup, beta: float | None, fit_range: tuple[int, int] |
         raise ValueError(f"fit_range: must satisfy 1 <= lo < hi <= L={sp.L}, got {fit_range}")
     xs, ls = np.log(x[lo - 1 : hi]), np.log(lam[lo - 1 : hi])
     if beta is None:
-        slope, _ = np.polyfit(xs, ls, 1)
-        beta = -slope - 1.0
+        beta = -line_fit(xs, ls).slope - 1.0
         if not beta > 0:
             raise ValueError(
                 f"fit_range: the fitted spectrum exponent β = {beta:.3g} is not > 0; pass beta "

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from scalex.common.fits import line_fit
+
 __all__ = ["EmpiricalSpectrum", "Spectrum", "from_data", "normalize", "power_law"]
 
 NORMS = ("mean", "top", "none")
@@ -163,18 +165,16 @@ class EmpiricalSpectrum:
 def fit_power_law_exponent(
     eigenvalues: ArrayLike, fit_range: tuple[int, int]
 ) -> tuple[float, float]:
-    """Least-squares β and its standard error from log λ_k = c − (1+β) log k, k_min ≤ k ≤ k_max."""
+    """Least-squares β and its standard error from log λ_k = c − (1+β) log k, k_min ≤ k ≤ k_max.
+
+    The line fit is `scalex.common.fits.line_fit` (docs/theory.md §4.7); the standard error is
+    NaN for a window of two ranks.
+    """
     lam = np.asarray(eigenvalues, dtype=float)
     kmin, kmax = fit_range
     k = np.arange(kmin, kmax + 1, dtype=float)
-    x, y = np.log(k), np.log(lam[kmin - 1 : kmax])
-    A = np.column_stack([np.ones_like(x), x])
-    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    dof = max(x.size - 2, 1)
-    resid = y - A @ coef
-    sigma2 = float(resid @ resid) / dof
-    cov = sigma2 * np.linalg.inv(A.T @ A)
-    return float(-coef[1] - 1.0), float(np.sqrt(cov[1, 1]))
+    fit = line_fit(np.log(k), np.log(lam[kmin - 1 : kmax]))
+    return float(-fit.slope - 1.0), float(fit.slope_stderr)
 
 
 def from_data(
