@@ -9,10 +9,12 @@
     scalex plot FILE [--out DIR]
 
 A thin front to `scalex.experiments.catalog`, `scalex.experiments.runner` and
-`scalex.viz.plots`. User errors (an unknown entry, a bad catalog, a missing file, a kind whose
-module is not installed) print one message to stderr and exit with a non-zero code, without a
-traceback. Exit codes: 0 success, 1 runtime failure (e.g. a missing module), 2 usage error
-(bad arguments, unknown entry, bad catalog, missing file).
+`scalex.viz.plots`. The default catalog is ``$SCALEX_CATALOG``, else the paper catalog shipped
+with scalex (`scalex.experiments.catalog.default_catalog_path`), so ``scalex list`` works
+from any folder, in a wheel install too. User errors (an unknown entry, a bad catalog, a
+missing file, a kind whose module is not installed) print one message to stderr and exit with
+a non-zero code, without a traceback. Exit codes: 0 success, 1 runtime failure (e.g. a
+missing module), 2 usage error (bad arguments, unknown entry, bad catalog, missing file).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ __all__ = ["build_parser", "main"]
 
 USAGE_ERROR = 2
 RUNTIME_ERROR = 1
+CATALOG_HELP = ("catalog YAML (default: $SCALEX_CATALOG, else the paper catalog shipped with "
+                "scalex, catalogs/paper.yaml)")
 
 
 class _UserError(Exception):
@@ -56,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", help="list the entries of a catalog with their estimated cost")
-    p.add_argument("--catalog", metavar="FILE", help="catalog YAML (default: catalogs/paper.yaml)")
+    p.add_argument("--catalog", metavar="FILE", help=CATALOG_HELP)
 
     p = sub.add_parser("run", help="run a catalog entry and write its results")
     p.add_argument("entry", metavar="ENTRY", help="entry name (see `scalex list`)")
-    p.add_argument("--catalog", metavar="FILE", help="catalog YAML (default: catalogs/paper.yaml)")
+    p.add_argument("--catalog", metavar="FILE", help=CATALOG_HELP)
     p.add_argument("--out", metavar="DIR", help="output folder (default: scalex-results/ENTRY)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="dask.distributed scheduler address, e.g. tcp://127.0.0.1:8786 "

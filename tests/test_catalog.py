@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import textwrap
 import time
 import types
+from pathlib import Path
 
 import dask
 import numpy as np
@@ -16,12 +18,20 @@ import yaml
 
 import scalex
 from scalex.analysis.predictions import escape_predictions
-from scalex.experiments.catalog import CatalogError, alpha_grid, load_catalog, parse_catalog
+from scalex.experiments.catalog import (
+    ENTRY_FIELDS,
+    CatalogError,
+    alpha_grid,
+    default_catalog_path,
+    load_catalog,
+    parse_catalog,
+)
 from scalex.experiments.intake import write_intake_catalog
 from scalex.experiments.runner import result_table, run_entry
 from scalex.experiments.sweep import sweep
 
 PAPER = load_catalog()
+ROOT = Path(__file__).resolve().parents[1]
 
 GOOD = {
     "description": "a tiny test entry",
@@ -157,6 +167,92 @@ def test_yaml_exponent_floats_are_numbers(tmp_path):
     entry = load_catalog(path)["e"]
     assert entry.setup.eta == 0.5 and entry.setup.sigma_J == 1e-3
     assert entry.alpha[0] == pytest.approx(1e-2)
+
+
+# Refused by the schema (before: accepted, or a traceback, or the whole value was named).
+SCHEMA_BAD = [
+    ({"kind": "ode", "kind_options": {"rtol": "1e-6"}},
+     "field 'kind_options.rtol': must be a number, got '1e-6'"),
+    ({"kind_options": {"overlaps": "yes"}},
+     "field 'kind_options.overlaps': must be true or false, got 'yes'"),
+    ({"kind": "simulate", "kind_options": {"record": [1]}},
+     "field 'kind_options.record': must be of type str | Sequence[str], got [1]"),
+    ({"kind": "ode", "kind_options": {"init": {}}},
+     "field 'kind_options.init': must be a Dataset object"),
+    ({"compare": [{"kind": "ode", "options": {"rtol": True}}]},
+     "field 'compare[0].options.rtol': must be a number, got True"),
+    ({"compare": [{"kind": "ode", "optons": {}}]},
+     "field 'compare[0].optons': unknown field; allowed: ['kind', 'options']"),
+    ({"compare": [5]}, "field 'compare[0]': must be a kind name or {kind: NAME"),
+    ({"setup": {"spectrum_from": {"data": "digits", "sze": 8}}},
+     "field 'setup.spectrum_from.sze': unknown field; allowed: ['data', 'fit_range'"),
+    ({"setup": {"spectrum_from": {"data": "patches", "size": "8"}}},
+     "field 'setup.spectrum_from.size': must be an integer, got '8'"),
+    ({"over": {"L": [1, None]}}, "field 'over.L[1]': must be a number or a string, got None"),
+    ({"over": {"L": [1, [4]]}}, "field 'over.L[1]': must be a number or a string, got [4]"),
+    ({"alpha": [0, "1"]}, "field 'alpha[1]': must be a number, got '1'"),
+    ({"alpha": {"start": 1, "stop": "10", "num": 5}},
+     "field 'alpha.stop': must be a number, got '10'"),
+    ({"alpha": "1e-2..1e2"}, "field 'alpha': must be a list of times or a mapping"),
+    ({"plots": [{"name": "learning_curves", "file": "a/b"}]},
+     "field 'plots[0].file': must be a plain file stem, got 'a/b'"),
+    ({"seeds": [0, 1.5]}, "field 'seeds': must be an integer n or a list of integers >= 0"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), SCHEMA_BAD)
+def test_schema_refusals_name_the_place(change, message):
+    with pytest.raises(CatalogError) as info:  # parsed values as given: no YAML round trip
+        parse_catalog({"entries": {"fig1": {**GOOD, **change}}}, "x.yaml")
+    assert str(info.value).startswith(f"x.yaml: entry 'fig1': {message}")
+
+
+JUNK = [None, True, 1.5, -3, "x", [], [None], {}, {"a": 1}]
+
+
+@pytest.mark.parametrize("field", list(ENTRY_FIELDS))
+def test_any_junk_value_is_a_catalog_error_naming_its_field(field):
+    """Whatever a field holds, the result is a valid entry or one CatalogError naming it."""
+    for junk in JUNK:
+        try:
+            parse_catalog({"entries": {"e": {**GOOD, field: junk}}}, "x.yaml")
+        except CatalogError as err:
+            assert str(err).startswith(f"x.yaml: entry 'e': field '{field}"), (junk, str(err))
+
+
+def test_file_level_schema_errors():
+    for data, message in [
+        ([1], "x.yaml: must be a mapping with an 'entries' field, got [1]"),
+        (None, "x.yaml: must be a mapping with an 'entries' field"),
+        ({"version": 2, "entries": {"e": GOOD}}, "x.yaml: field 'version': must be 1, got 2"),
+        ({"description": 5, "entries": {"e": GOOD}},
+         "x.yaml: field 'description': must be a string, got 5"),
+        ({"entries": {"bad name": GOOD}},
+         "x.yaml: entry 'bad name': names may hold only letters"),
+        ({"entries": {"e": [GOOD]}}, "x.yaml: entry 'e': must be a mapping, got ["),
+        ({"entries": {"e": GOOD}, "entris": {}},
+         "x.yaml: field 'entris': unknown top-level field; allowed: ['version', "),
+    ]:
+        with pytest.raises(CatalogError) as info:
+            parse_catalog(data, "x.yaml")
+        assert str(info.value).startswith(message), str(info.value)
+
+
+def test_entry_fields_are_documented():
+    readme = (ROOT / "catalogs" / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(\w+)` \| (yes|no) \|", readme, re.M))
+    assert rows == {name: "yes" if required else "no"
+                    for name, (required, _doc) in ENTRY_FIELDS.items()}
+
+
+def test_default_catalog_is_the_shipped_one_unless_set(tmp_path, monkeypatch):
+    monkeypatch.delenv("SCALEX_CATALOG", raising=False)
+    shipped = default_catalog_path()
+    assert shipped.read_bytes() == (ROOT / "catalogs" / "paper.yaml").read_bytes()
+    path = _write(tmp_path, {"tiny": GOOD})
+    monkeypatch.setenv("SCALEX_CATALOG", str(path))
+    assert default_catalog_path() == path
+    assert list(load_catalog()) == ["tiny"]
 
 
 # ---------------------------------------------------------------------------------- grids

@@ -55,6 +55,25 @@ def test_bad_values_are_catalog_errors(tmp_path, change, message):
     assert message in str(info.value)
 
 
+def test_schema_errors_are_one_line_at_the_cli(tmp_path, capsys):
+    """A quoted number, a junk file, an empty file: one line naming the place, exit code 2."""
+    cases = {
+        "quoted.yaml": ("entries:\n  e:\n    description: d\n    kind: ode\n"
+                        "    alpha: [0, 1]\n    kind_options: {rtol: '1e-6'}\n",
+                        "entry 'e': field 'kind_options.rtol': must be a number, got '1e-6'"),
+        "list.yaml": ("- a\n- b\n", "must be a mapping with an 'entries' field, got ['a', 'b']"),
+        "empty.yaml": ("", "must be a mapping with an 'entries' field, got None"),
+        "over.yaml": ("entries:\n  e:\n    description: d\n    kind: linear\n"
+                      "    alpha: [0, 1]\n    over: {L: [1, {n: 4}]}\n",
+                      "entry 'e': field 'over.L[1]': must be a number or a string, got {'n': 4}"),
+    }
+    for name, (text, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        assert main(["list", "--catalog", str(path)]) == 2
+        assert capsys.readouterr().err == f"scalex: error: {path}: {message}\n"
+
+
 def test_kind_options_follow_the_kind_signature():
     import inspect
 
