@@ -12,7 +12,15 @@ from scipy.linalg import expm
 from scipy.optimize import fsolve
 from scipy.special import erf
 
-from scalex.engines.sgd_kernel import scratch, sgd_steps, sgd_steps_transposed
+from scalex.engines.sgd_kernel import (
+    CACHE_LINE,
+    TRANSPOSED_MIN_K,
+    aligned_empty,
+    scratch,
+    sgd_steps,
+    sgd_steps_transposed,
+)
+from scalex.engines.sgd_run import SGDRun
 from scalex.engines.simulate import compute_tasks, record_steps, simulate, test_stream
 from scalex.model.integrals import (
     field_covariance,
@@ -141,6 +149,76 @@ def test_float32_kernel_close_to_float64_reference():
     np.testing.assert_allclose(J32, J_ref, atol=2e-4 * np.abs(J_ref).max())
     ds = simulate(s, [0, 1], seeds=[0], dtype="float32", scheduler="sync")
     assert ds.attrs["dtype"] == "float32" and np.all(np.isfinite(ds.eg))
+
+
+@pytest.mark.parametrize("N, n_trainable", [(40, 40), (43, 29), (13, 13)])
+def test_kernels_stop_at_a_non_finite_field_with_the_weights_before_that_step(N, n_trainable):
+    """Both layouts (the transposed one applies each update one step late, fused with the next
+    fields) stop at the same step t, with the weights after exactly t steps."""
+    K, M = 20, 2
+    rng = np.random.default_rng(5)
+    lam = np.linspace(2.0, 0.5, N)
+    J, B = rng.normal(size=(K, N)), rng.normal(size=(M, N))
+    v, w = np.full(K, 0.5), np.ones(M)
+    z = rng.standard_normal((400, N + 1))
+    y = np.stack([B @ (np.sqrt(lam) * row[:N]) / np.sqrt(N) for row in z])
+    eta = 30.0  # linear, η far above the stability bound: |J| grows geometrically to overflow
+    args = (z, y, np.sqrt(lam), v, w, eta, 0.0, n_trainable, False)
+    with np.errstate(all="ignore"):
+        Jk = J.copy()
+        t = sgd_steps(Jk, *args, *scratch(K, N, np.float64))
+        JT = np.ascontiguousarray(J.T)
+        t_T = sgd_steps_transposed(JT, *args, *scratch(K, N, np.float64), np.empty((4, K)))
+    assert 0 < t == t_T < len(z)
+    np.testing.assert_allclose(JT.T, Jk, rtol=4 * np.finfo(float).eps, atol=1e-300)
+    np.testing.assert_array_equal(JT.T[:, n_trainable:], J[:, n_trainable:])
+    # The weights after exactly t steps: same code path, so the same bits ...
+    JT_t = np.ascontiguousarray(J.T)
+    with np.errstate(all="ignore"):
+        assert sgd_steps_transposed(JT_t, z[:t], y[:t], *args[2:], *scratch(K, N, np.float64),
+                                    np.empty((4, K))) == t
+    np.testing.assert_array_equal(JT, JT_t)
+    # ... which the numpy reference reproduces to rounding, a few steps before any overflow.
+    early = t - 5
+    J_early = J.copy()
+    assert sgd_steps(J_early, z[:early], y[:early], *args[2:],
+                     *scratch(K, N, np.float64)) == early
+    J_ref, _ = reference_sgd(J, B, z[:early], lam, v, w, eta, 0.0, n_trainable, "linear")
+    assert np.all(np.isfinite(J_ref)) and np.abs(J_ref).max() > 1e100  # it did blow up
+    np.testing.assert_allclose(J_early, J_ref, rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("shape", [1, 7, (3, 5), (512, 40), (40, 513)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_aligned_empty_starts_on_a_cache_line(shape, dtype):
+    a = aligned_empty(shape, dtype)
+    assert a.ctypes.data % CACHE_LINE == 0
+    assert a.shape == ((shape,) if isinstance(shape, int) else shape) and a.dtype == dtype
+    assert a.flags.c_contiguous and a.flags.writeable
+    a[...] = 1.5  # the whole array is usable
+    assert float(a.sum()) == 1.5 * a.size
+
+
+@pytest.mark.parametrize("K", [3, TRANSPOSED_MIN_K + 4])
+def test_sgd_run_holds_aligned_weights_in_the_kernel_layout(K):
+    s = Setup(K=K, M=2, N=24, L=2)
+    J, B = sample_weights(s, 0)
+    run = SGDRun(s, J, B)
+    assert run.transposed == (K >= TRANSPOSED_MIN_K)
+    assert run.W.ctypes.data % CACHE_LINE == 0
+    np.testing.assert_array_equal(run.student(), J)
+    assert run.max_self_overlap() == pytest.approx(np.max(np.sum(J**2, axis=1)) / s.N)
+
+
+def test_many_units_run_twice_give_the_same_bits():
+    """The transposed kernel (K ≥ TRANSPOSED_MIN_K), blocks ending mid-record, float64/32."""
+    s = Setup(K=TRANSPOSED_MIN_K + 3, M=3, N=44, L=4, eta=0.2, noise=0.1, trainable=22)
+    for dtype in ("float64", "float32"):
+        a, b = (simulate(s, [0, 0.5, 2, 3], seeds=[4], block=9, dtype=dtype, scheduler="sync")
+                for _ in range(2))
+        for name in ("eg", "q", "r"):
+            np.testing.assert_array_equal(a[name].values, b[name].values)
+        assert np.all(np.isfinite(a.q.values)) and not np.allclose(a.q[0, -1], a.q[0, 0])
 
 
 # --------------------------------------------------------------------------- records and RNG
