@@ -20,7 +20,6 @@ missing module), 2 usage error (bad arguments, unknown entry, bad catalog, missi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -303,25 +302,18 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
-    import xarray as xr
-
-    from scalex.experiments.catalog import PlotSpec
     from scalex.experiments.runner import make_plots
+    from scalex.viz.figures import stored_inputs
 
     ds = _open(args.file)
     file = Path(args.file)
     out = Path(args.out) if args.out else file.parent
-    specs = [PlotSpec("learning_curves", f"{file.stem}-learning_curves")]
-    if "catalog_plots" in ds.attrs:
-        raw = json.loads(ds.attrs["catalog_plots"])
-        specs = [PlotSpec(p.pop("name"), f"{file.stem}-{p.pop('file')}", p) for p in raw] or specs
-    comparisons = {}
-    for kind in str(ds.attrs.get("catalog_compare", "")).split():
-        other = file.parent / f"{ds.attrs.get('catalog_entry', file.stem)}-{kind}.nc"
-        if other.is_file():
-            comparisons[kind] = xr.open_dataset(other, engine="netcdf4").load()
     problems: list[str] = []
-    made = make_plots(specs, ds, out, comparisons=comparisons, problems=problems)
+    # the result with its summary (measured plateaus, escape-theory predictions) and
+    # comparison kinds, as the run wrote them: the figures of the run, drawn again
+    stored = stored_inputs(file, ds, problems)
+    made = make_plots(stored.specs, stored.dataset, out, comparisons=stored.comparisons,
+                      summary=stored.summary, problems=problems)
     for _obj, paths in made.values():
         for p in paths:
             print(p)

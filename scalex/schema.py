@@ -16,6 +16,12 @@ attrs
     CF-1.10 (``Conventions``, ``title``, ``source``, ``history``), every `Setup` field, the
     exact Setup record ``scalex_setup`` (JSON), its ``setup_hash``, the producing ``method``,
     and the conventions in force (activation, time unit, normalisation).
+
+Every variable and coordinate carries ``long_name`` and ``units`` (``"1"``: dimensionless,
+counts and labels). `to_netcdf` and `to_netcdf_bytes` write NetCDF-4 files whose numeric
+variables are zlib-compressed with the shuffle filter (`storage_encoding`), in chunks of whole
+schema dims (`chunk_sizes`): a large sweep variable gets one member, or a run of α of one
+member, per chunk, so NaN padding compresses to almost nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +46,20 @@ from scalex.model.weights import group_overlaps, sample_weights
 
 __all__ = [
     "DIMS",
+    "RECORDABLE",
     "VARIABLES",
     "DivergenceWarning",
     "SchemaError",
     "StabilityWarning",
+    "check_record",
+    "chunk_sizes",
     "make_dataset",
     "open_dataset",
+    "storage_encoding",
     "to_netcdf",
+    "to_netcdf_bytes",
     "validate",
+    "weighted_extra",
     "weighted_overlaps",
 ]
 
@@ -62,7 +74,7 @@ VARIABLES: dict[str, tuple[tuple[str, ...], str, str]] = {
           "student-teacher overlap r^τ_in = J_i P_τ B_n / N", "1"),
     "t": (("group", "teacher_n", "teacher_m"),
           "teacher-teacher overlap t^τ_nm = B_n P_τ B_m / N", "1"),
-    "status": ((), "run status (ok, diverged, failed: reason)", ""),
+    "status": ((), "run status (ok, diverged, failed: reason)", "1"),
 }
 
 COORDS: dict[str, tuple[str, str]] = {
@@ -102,6 +114,31 @@ class DivergenceWarning(RuntimeWarning):
 
 class StabilityWarning(RuntimeWarning):
     """η far outside the stable range (docs/theory.md §4.4), even if nothing overflowed."""
+
+
+#: Overlaps an engine can record: per-group q^τ, r^τ (schema variables) and the λ-weighted
+#: Q = Σ_τ λ_τ q^τ, R = Σ_τ λ_τ r^τ (much smaller for large L).
+RECORDABLE = ("q", "r", "Q", "R")
+
+
+def check_record(record: str | Sequence[str]) -> tuple[str, ...]:
+    """``record`` as a tuple in the order of `RECORDABLE`; unknown names raise ValueError."""
+    rec = (record,) if isinstance(record, str) else tuple(record)
+    unknown = [r for r in rec if r not in RECORDABLE]
+    if unknown:
+        raise ValueError(f"record: each entry must be one of {RECORDABLE}, got {unknown}")
+    return tuple(r for r in RECORDABLE if r in rec)
+
+
+def weighted_extra(Q: ArrayLike, R: ArrayLike) -> dict[str, tuple[tuple[str, ...], Any,
+                                                                  dict[str, str]]]:
+    """The ``extra`` entries of `make_dataset` for recorded Q (A, K, K) and R (A, K, M)."""
+    return {
+        "Q": (("alpha", "student_i", "student_j"), Q,
+              {"long_name": "weighted overlap Q = Σ_τ λ_τ q^τ", "units": "1"}),
+        "R": (("alpha", "student_i", "teacher_n"), R,
+              {"long_name": "weighted overlap R = Σ_τ λ_τ r^τ", "units": "1"}),
+    }
 
 
 def weighted_overlaps(q: ArrayLike, r: ArrayLike, t: ArrayLike, eigenvalues: ArrayLike):
@@ -181,12 +218,14 @@ def make_dataset(
 
 
 def annotate(ds: xr.Dataset) -> xr.Dataset:
-    """Add ``long_name``/``units`` to every known variable and coordinate (in place)."""
+    """Add ``long_name``/``units`` to every known variable and coordinate (in place).
+
+    Dimensionless quantities, counts and labels have ``units = "1"`` (CF).
+    """
     for name, (_dims, long_name, units) in VARIABLES.items():
         if name in ds:
             ds[name].attrs.setdefault("long_name", long_name)
-            if units:
-                ds[name].attrs.setdefault("units", units)
+            ds[name].attrs.setdefault("units", units)
     for name, (long_name, units) in COORDS.items():
         if name in ds.coords:
             ds[name].attrs.setdefault("long_name", long_name)
@@ -244,8 +283,61 @@ def validate(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _encodable(ds: xr.Dataset) -> xr.Dataset:
-    """A shallow copy whose attrs NetCDF can store (no None, bools as ints)."""
+#: zlib level of `to_netcdf` and `to_netcdf_bytes` (with the byte shuffle filter). Level 1
+#: stores fig. 1's combined sweep in 16 MB instead of 103 MB, written in 1-2 s; levels 4 and 9
+#: save 2-4 % more space and take up to twice as long to write (benchmarks/bench_files.py).
+COMPRESSION = 1
+#: Variables smaller than this many bytes stay contiguous and uncompressed: the index of a
+#: chunked variable costs more than compression saves there.
+COMPRESS_MIN_BYTES = 8192
+#: Largest stored chunk (`chunk_sizes`).
+CHUNK_BYTES = 4 << 20
+
+# Encoding entries that describe values, not storage: a copy of a dataset read from a file
+# keeps them, whereas its chunking and filters are chosen anew for the written shape.
+_VALUE_ENCODING = ("dtype", "_FillValue", "missing_value", "scale_factor", "add_offset",
+                   "units", "calendar")
+
+
+def chunk_sizes(shape: tuple[int, ...], itemsize: int,
+                target: int = CHUNK_BYTES) -> tuple[int, ...]:
+    """Chunk shape of a stored variable: whole trailing (schema) dims, outer dims split.
+
+    Dims are taken whole from the innermost outwards while the chunk stays within ``target``
+    bytes; the first dim that does not fit is split into equal parts. For a sweep's
+    ``q(L, seed, alpha, group, i, j)`` a chunk is one member (or a run of α of it), so the NaN
+    padding of a small member sits in its own chunks and compresses to almost nothing.
+    """
+    chunks = list(shape)
+    inner = itemsize
+    for axis in range(len(shape) - 1, -1, -1):
+        if inner * shape[axis] <= target:
+            inner *= shape[axis]
+            continue
+        fit = max(1, target // inner)
+        parts = -(-shape[axis] // fit)
+        chunks[axis] = -(-shape[axis] // parts)
+        chunks[:axis] = [1] * axis
+        break
+    return tuple(max(1, c) for c in chunks)
+
+
+def storage_encoding(var: xr.Variable, compression: int | None = COMPRESSION) -> dict[str, Any]:
+    """The NetCDF storage of one variable: zlib ``compression`` level, shuffle and chunks.
+
+    Empty (contiguous, uncompressed) for strings, scalars, variables below
+    `COMPRESS_MIN_BYTES` and ``compression`` None or 0.
+    """
+    if (not compression or var.dtype.kind not in "fiub" or var.ndim == 0 or var.size == 0
+            or var.nbytes < COMPRESS_MIN_BYTES):
+        return {}
+    return {"zlib": True, "complevel": int(compression), "shuffle": True,
+            "chunksizes": chunk_sizes(var.shape, var.dtype.itemsize)}
+
+
+def _encodable(ds: xr.Dataset, compression: int | None = COMPRESSION) -> xr.Dataset:
+    """A shallow copy NetCDF can store: attrs without None, bools as ints, the descriptions of
+    `annotate`, and the storage encoding of `storage_encoding` on every variable."""
     out = ds.copy(deep=False)
     for obj in [out, *out.variables.values()]:
         fixed = {}
@@ -254,28 +346,38 @@ def _encodable(ds: xr.Dataset) -> xr.Dataset:
                 continue
             fixed[key] = int(val) if isinstance(val, (bool, np.bool_)) else val
         obj.attrs = fixed
+    annotate(out)
+    for var in out.variables.values():
+        kept = {k: v for k, v in var.encoding.items() if k in _VALUE_ENCODING}
+        var.encoding = {**kept, **storage_encoding(var, compression)}
     return out
 
 
-def to_netcdf(ds: xr.Dataset, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+def to_netcdf(ds: xr.Dataset, path: str | os.PathLike[str], *,
+              compression: int | None = COMPRESSION, **kwargs: Any) -> Path:
     """Write ``ds`` to ``path`` atomically: a temporary file in the same folder, then rename.
 
+    Variables of at least `COMPRESS_MIN_BYTES` are stored zlib-compressed at level
+    ``compression`` (None or 0: uncompressed) with the shuffle filter, in chunks of
+    `chunk_sizes`; ``encoding={name: {...}}`` in ``kwargs`` replaces that for a variable.
     A failure leaves any previous file at ``path`` untouched and no partial file behind.
     """
     path = Path(path)
     with atomic_path(path) as tmp:
-        _encodable(ds).to_netcdf(tmp, engine="netcdf4", **kwargs)
+        _encodable(ds, compression).to_netcdf(tmp, engine="netcdf4", **kwargs)
     return path
 
 
-def to_netcdf_bytes(ds: xr.Dataset, **kwargs: Any) -> bytes:
-    """The NetCDF-4 file image of ``ds`` (with NetCDF-safe attrs), built in memory.
+def to_netcdf_bytes(ds: xr.Dataset, *, compression: int | None = COMPRESSION,
+                    **kwargs: Any) -> bytes:
+    """The NetCDF-4 file image of ``ds`` (NetCDF-safe attrs, compressed as by `to_netcdf`),
+    built in memory.
 
     For writers that must survive a full disk: written with `scalex.common.atomic.write_bytes`
     the failure is a plain ``OSError(ENOSPC)`` and no file stays open, whereas HDF5 keeps a
     file open (a deleted temporary) when its final flush fails.
     """
-    return bytes(_encodable(ds).to_netcdf(None, engine="netcdf4", **kwargs))
+    return bytes(_encodable(ds, compression).to_netcdf(None, engine="netcdf4", **kwargs))
 
 
 def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None, **kwargs: Any) -> xr.Dataset:

@@ -602,7 +602,7 @@ def test_save_writes_html_and_png(tmp_path):
     assert "cdn.bokeh.org" not in html and "<script src=\"http" not in html  # inline, offline
     assert "L=1" in html and "L=4" in html
     width, height = _png_size(paths[1])
-    assert 300 < width < 3000 and 200 < height < 3000
+    assert 1200 <= width < 3000 and 600 < height < 3000  # print size
     assert 5_000 < paths[1].stat().st_size < 2_000_000
     assert not list(tmp_path.glob("sub/.*"))  # no temporary files left
 
@@ -614,8 +614,11 @@ def test_save_holomap_and_layout_formats(tmp_path):
     width, height = _png_size(paths[0])
     single_width, single_height = _png_size(
         plot.save(hmap.last, tmp_path / "one", formats="png")[0])
-    # both frames side by side (legends inside): much wider for its height than one frame
+    # both frames side by side (one legend): much wider for its height than one frame
     assert width / height > 1.3 * single_width / single_height
+    assert single_width >= 1200 and width >= 1200
+    one_curve = plot.save(plot.learning_curves(ode_like()), tmp_path / "bare", formats="png")
+    assert _png_size(one_curve[0])[0] >= 1200  # no legend, still print size
     assert "<svg" in paths[2].read_text()[:500]
     html = paths[1].read_text()
     assert "β=" in html or "beta" in html
@@ -716,3 +719,233 @@ def test_accessor_lists_plot_kinds():
     for name in ("learning_curves", "compare", "local_exponent", "plateau_length",
                  "order_parameters", "save"):
         assert name in kinds
+
+
+def test_saving_a_holomap_prints_nothing(tmp_path, capfd):
+    """panel's progress bar over the embedded frames stays out of the caller's stdout."""
+    hmap = plot.learning_curves(sweep_LK())
+    assert isinstance(hmap, hv.HoloMap)
+    plot.save(hmap, tmp_path / "hmap", formats=("html",))
+    plot.report("entry", None, {"curves": hmap}, path=tmp_path / "report.html")
+    out, err = capfd.readouterr()
+    assert "it/s" not in out and "it/s" not in err
+    assert out == ""
+
+
+# ----------------------------------------------------------------------------- legends, ticks
+def _mpl_figure(obj):
+    """The matplotlib figure that `save` draws for ``obj`` (a HoloMap as a grid)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from scalex.viz.export import _static
+
+    with viz_style.use_backend("matplotlib"):
+        fig = hv.renderer("matplotlib").get_plot(_static(obj)).state
+    FigureCanvasAgg(fig).draw()
+    return fig
+
+
+def _overlap(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _four_frames() -> xr.Dataset:
+    """A sweep over L (overlay) and K (four slider frames), like fig5's learning curves."""
+    ds = sweep_of(ode_like, "L", [1, 2, 4, 8]).expand_dims(K=[2, 3, 4, 6])
+    return ds.assign_attrs(sweep_dims="L K", sweep_over=json.dumps({"L": [1, 2, 4, 8],
+                                                                     "K=M": [2, 3, 4, 6]}))
+
+
+LEGEND_CASES = {
+    "sweep": lambda: plot.learning_curves(sweep_of(ode_like, "L", [1, 2, 4, 8])),
+    "four frames": lambda: plot.learning_curves(_four_frames()),
+    "compare": lambda: plot.compare(sim_like(seeds=2), ode_like()),
+    "plateau length": lambda: plot.plateau_length(_plateau_summary()),
+    "local exponent": lambda: plot.local_exponent(_power_law_exponent((0.5, 1.0))),
+    "layout": lambda: plot.learning_curves(sweep_of(ode_like, "L", [1, 4]))
+    + plot.plateau_length(_plateau_summary()),
+}
+
+
+@pytest.mark.parametrize("case", list(LEGEND_CASES))
+def test_legends_stand_outside_the_data(case):
+    """No legend box overlaps any axes in the PNG; bokeh puts them right of the frame."""
+    from bokeh.models import Legend, Plot
+
+    obj = LEGEND_CASES[case]()
+    fig = _mpl_figure(obj)
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert legends
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        assert not [ax for ax in fig.axes if _overlap(box, ax.get_window_extent(renderer))]
+    root = hv.render(obj, backend="bokeh")
+    plots = list(root.select({"type": Plot}))
+    assert plots
+    for bokeh_plot in plots:
+        assert not [r for r in bokeh_plot.center if isinstance(r, Legend)]
+    assert any(isinstance(r, Legend) for p in plots for r in p.right)
+
+
+def test_one_legend_for_a_grid_of_frames():
+    fig = _mpl_figure(plot.learning_curves(_four_frames()))
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 1
+    assert [t.get_text() for t in legends[0].get_texts()] == ["L=1", "L=2", "L=4", "L=8"]
+    titles = sorted(ax.get_title() for ax in fig.axes)
+    assert titles == ["K=M=2", "K=M=3", "K=M=4", "K=M=6"]  # the swept fields, both
+
+
+def _mantissa(value: float) -> float:
+    return value / 10.0 ** np.floor(np.log10(value) + 1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(low=st.floats(-30, 30), span=st.floats(0.5, 16))
+def test_log_ticks_label_every_range(low, span):
+    """At least two labelled ticks on every range of half a decade or more: powers of ten
+    (all of them) from two decades on, 1-2-5 from one decade, 1…9 below."""
+    from scalex.viz import ticks
+
+    lo, hi = 10.0**low, 10.0 ** (low + span)
+    major = ticks.major_ticks(lo, hi)
+    assert len(major) >= 2
+    assert all(lo <= t <= hi for t in major) and major == sorted(major)
+    mantissas = {round(_mantissa(t), 6) for t in major}
+    if span > 2 + 1e-6:
+        powers = [10.0**k for k in range(int(np.ceil(low - 1e-9)), int(np.floor(low + span
+                                                                                + 1e-9)) + 1)]
+        assert mantissas == {1.0}
+        np.testing.assert_allclose(major, [p for p in powers if lo <= p <= hi])
+    elif 1 + 1e-6 < span < 2 - 1e-6:
+        assert mantissas <= {1.0, 2.0, 5.0}
+    elif span < 1 - 1e-6:
+        assert mantissas <= {float(m) for m in range(1, 10)}
+    minor = ticks.minor_ticks(lo, hi)
+    assert all(round(_mantissa(t), 6) in range(2, 10) for t in minor)
+
+
+def _labelled(axis) -> list[float]:
+    """The tick values that carry a visible label inside the view of a matplotlib axis."""
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = [*axis.get_major_ticks(), *axis.get_minor_ticks()]
+    return sorted(t.get_loc() for t in ticks
+                  if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi)
+
+
+def test_log_axis_of_less_than_two_decades_is_labelled():
+    """plateau lengths from 400 to 6400: 1-2-5 labels in both backends (bokeh would draw
+    linear ticks, matplotlib only the decade 10³)."""
+    from bokeh.models import FixedTicker
+
+    summary = _plateau_summary().sel(L=[1, 2, 4])
+    obj = plot.plateau_length(summary)
+    ax = next(ax for ax in _mpl_figure(obj).axes if ax.get_yscale() == "log")
+    labelled = _labelled(ax.yaxis)
+    assert len(labelled) >= 4
+    assert {round(_mantissa(v), 6) for v in labelled} <= {1.0, 2.0, 5.0}
+    assert [round(v) for v in _labelled(ax.xaxis)] == [1, 2, 4]  # the swept L
+    fig = hv.render(obj, backend="bokeh")
+    ticker = fig.yaxis[0].ticker
+    assert isinstance(ticker, FixedTicker)
+    lo, hi = fig.y_range.start, fig.y_range.end
+    shown = [t for t in ticker.ticks if lo <= t <= hi]
+    assert len(shown) >= 4 and {round(_mantissa(t), 6) for t in shown} <= {1.0, 2.0, 5.0}
+    assert len([t for t in ticker.minor_ticks if lo <= t <= hi]) > len(shown)
+
+
+def test_log_axis_of_many_decades_labels_powers_of_ten():
+    from bokeh.models import LogTicker
+
+    obj = plot.learning_curves(sweep_of(ode_like, "L", [1, 4]))
+    ax = next(iter(_mpl_figure(obj).axes))
+    for axis in (ax.xaxis, ax.yaxis):
+        labelled = _labelled(axis)
+        assert len(labelled) >= 3
+        assert {round(_mantissa(v), 6) for v in labelled} == {1.0}
+        assert len(axis.get_minorticklocs()) > 0
+    fig = hv.render(obj, backend="bokeh")
+    assert isinstance(fig.xaxis[0].ticker, LogTicker)  # bokeh's own decades
+
+
+# ----------------------------------------------------------------------------- run and plot
+def _swept_label_sweep() -> xr.Dataset:
+    ds = sweep_of(ode_like, "L", [1, 2, 4])
+    ds["L"].attrs = {"long_name": "swept Setup field L"}  # as scalex.sweep writes it
+    return ds
+
+
+def test_swept_setup_field_gets_a_descriptive_axis_label():
+    ds = _swept_label_sweep()
+    summary = _plateau(ds).assign_attrs(sweep_dims="L")  # its L coordinate has no attrs
+    for data in (ds, summary):
+        (scatter,) = _elements(plot.plateau_length(data, over=None), hv.Scatter)
+        assert scatter.kdims[0].label == viz_style.FIELD_LABELS["L"]
+
+
+def _write_run(folder, entry: str = "figx") -> tuple[xr.Dataset, xr.Dataset]:
+    """A result and its summary (with predictions) written as run_entry names them."""
+    from scalex.schema import to_netcdf
+
+    ds = _swept_label_sweep()
+    specs = [{"name": "plateau_length", "file": "plateau_length", "x": "L", "over": None},
+             {"name": "learning_curves", "file": "learning_curves"}]
+    ds.attrs.update(catalog_entry=entry, catalog_plots=json.dumps(specs), catalog_compare="",
+                    sweep_over=json.dumps({"L": [1, 2, 4]}))
+    summary = _plateau(ds, start=2.0, end=20.0)
+    summary["plateau_length"] = summary["plateau_length"] * xr.DataArray([1.0, 0.5, 0.25],
+                                                                         dims="L")
+    summary["plateau_length_predicted"] = summary["plateau_length"] * 1.1
+    summary.attrs.update(ds.attrs)
+    to_netcdf(ds, folder / f"{entry}.nc")
+    to_netcdf(summary, folder / f"{entry}-summary.nc")
+    return ds, summary
+
+
+def _drawn(obj) -> list[tuple]:
+    """What a figure shows: every element's type, label, axis labels and data."""
+    out = []
+    for el in obj.traverse(lambda x: x, [hv.Element]):
+        data = tuple(tuple(np.round(np.asarray(el.dimension_values(d), dtype=float), 12))
+                     for d in el.dimensions() if el.dimension_values(d).dtype.kind in "fiu")
+        out.append((type(el).__name__, el.label, tuple(d.pprint_label for d in el.dimensions()),
+                    data))
+    return out
+
+
+def test_plot_from_the_files_draws_what_the_run_drew(tmp_path):
+    """`scalex plot FILE` (stored_inputs + make_plots) and the run (make_plots on the data in
+    memory) give the same figures, with the predicted plateau lengths."""
+    from scalex.experiments.runner import make_plots
+    from scalex.viz.figures import plot_specs, stored_inputs
+
+    ds, summary = _write_run(tmp_path)
+    problems: list[str] = []
+    run = make_plots(plot_specs(ds.attrs), ds, tmp_path / "run", summary=summary,
+                     problems=problems)
+    stored = stored_inputs(tmp_path / "figx.nc", problems=problems)
+    again = make_plots(stored.specs, stored.dataset, tmp_path / "again",
+                       comparisons=stored.comparisons, summary=stored.summary,
+                       problems=problems)
+    assert problems == []
+    assert sorted(again) == ["figx-learning_curves", "figx-plateau_length"]
+    for file, (obj, _paths) in run.items():
+        assert _drawn(again[f"figx-{file}"][0]) == _drawn(obj), file
+    labels = [c.label for c in _curves(again["figx-plateau_length"][0])]
+    assert labels == ["predicted"]
+    # the summary file itself leads to the same result and summary
+    from_summary = stored_inputs(tmp_path / "figx-summary.nc")
+    assert "eg" in from_summary.dataset and from_summary.summary is not None
+
+
+def test_plot_from_the_files_leaves_out_a_summary_of_another_grid(tmp_path):
+    from scalex.schema import to_netcdf
+    from scalex.viz.figures import stored_inputs
+
+    _ds, summary = _write_run(tmp_path)
+    to_netcdf(summary.isel(L=[0, 1]), tmp_path / "figx-summary.nc")  # from an earlier run
+    problems: list[str] = []
+    stored = stored_inputs(tmp_path / "figx.nc", problems=problems)
+    assert stored.summary is None
+    assert problems and "sweep grid" in problems[0]

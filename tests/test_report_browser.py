@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from test_plot import _plateau, ode_like, sim_like, sweep_LK, sweep_of
+from test_plot import _plateau, _plateau_summary, ode_like, sim_like, sweep_LK, sweep_of
 
 from scalex.viz import overlaps as viz_overlaps
 from scalex.viz import plots as plot
@@ -164,6 +164,8 @@ def report_page(tmp_path_factory) -> tuple[Path, dict, str]:
         "ODE against SGD": plot.compare(sim, ode),
         "Sweep over L and β": plot.learning_curves(sweep_LK()),
         "Order parameters": plot.order_parameters(ode.sel(L=4), alpha=[1.0, 100.0]),
+        # a log axis of less than two decades: fixed 1-2-5 ticks (scalex.viz.ticks)
+        "Plateau length": plot.plateau_length(_plateau_summary().sel(L=[1, 2, 4])),
     }
     summary = xr.Dataset({"plateau_length": ("L", [40.0, 12.0]),
                           "exponent": ("L", [np.nan, 0.48])}, coords={"L": [1, 4]})
@@ -185,9 +187,9 @@ def test_report_renders_without_errors_or_network(report_page):
 def test_report_draws_every_plot(report_page):
     _, probe, _ = report_page
     figures = probe["types"].get("Figure", 0)
-    # 1 learning-curve figure + 1 comparison + 1 sweep frame + 2 groups × (q, r) heatmaps
+    # learning curves, comparison, sweep frame, plateau length + groups × (q, r) heatmaps
     n_heatmaps = 2 * len(viz_overlaps._pick_groups(sweep_of(ode_like, "L", [1, 4]).sel(L=4), None))
-    assert figures == 3 + n_heatmaps
+    assert figures == 4 + n_heatmaps
     assert probe["painted"] >= figures
     titles = " | ".join(probe["titles"])
     assert "SGD simulation" in titles and "ODE vs SGD simulation" in titles
@@ -200,8 +202,8 @@ def test_report_has_tables_and_parameters(report_page):
     _, probe, _ = report_page
     headings = probe["headings"]
     assert headings[0] == "fig-test entry"
-    for heading in ("Learning curves", "ODE against SGD", "Order parameters", "Summary",
-                    "Notes", "Run", "Setup", "Cost"):
+    for heading in ("Learning curves", "ODE against SGD", "Order parameters", "Plateau length",
+                    "Summary", "Notes", "Run", "Setup", "Cost"):
         assert heading in headings
     tables = " ".join(probe["tables"])
     assert "plateau_length" in tables and "0.48" in tables

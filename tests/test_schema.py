@@ -6,15 +6,21 @@ from unittest import mock
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given
+from hypothesis import strategies as st
 
 import scalex
 from scalex.model.setup import Setup
 from scalex.schema import (
+    COMPRESS_MIN_BYTES,
+    COMPRESSION,
     SchemaError,
+    chunk_sizes,
     initial_overlaps,
     make_dataset,
     open_dataset,
     to_netcdf,
+    to_netcdf_bytes,
     validate,
 )
 
@@ -121,3 +127,79 @@ def test_reduced_datasets_validate(ds):
     reduced.attrs["recorded"] = "q"
     with pytest.raises(SchemaError, match="'q': missing"):
         validate(reduced)
+
+
+# ---------------------------------------------------------------------------------- storage
+@pytest.fixture
+def big():
+    """A schema dataset whose q and r are above COMPRESS_MIN_BYTES."""
+    s = Setup(K=2, M=2, N=256, L=64)
+    alpha = np.linspace(0.0, 10.0, 50)
+    base = initial_overlaps(s, 0)
+    decay = np.exp(-alpha[:, None] * s.spectrum.eigenvalues[None, :])[..., None, None]
+    return make_dataset(s, alpha, base.q.values * decay, base.r.values * decay, base.t.values,
+                        method="test")
+
+
+def _filters(path):
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        return {name: (var.filters() or {}, var.chunking()) for name, var in nc.variables.items()}
+
+
+def test_large_variables_are_compressed_and_read_back_exactly(big, tmp_path):
+    path = to_netcdf(big, tmp_path / "big.nc")
+    stored = _filters(path)
+    for name, var in big.variables.items():
+        filters, chunking = stored[name]
+        large = var.dtype.kind in "fiub" and var.ndim and var.nbytes >= COMPRESS_MIN_BYTES
+        assert bool(filters.get("zlib")) == bool(large), name
+        if large:
+            assert filters["shuffle"] and filters["complevel"] == COMPRESSION
+            assert list(chunking) == list(chunk_sizes(var.shape, var.dtype.itemsize))
+        else:
+            assert chunking == "contiguous", name
+    assert stored["q"][0].get("zlib") and stored["r"][0].get("zlib")
+    xr.testing.assert_identical(open_dataset(path).load(), big)
+    plain = to_netcdf(big, tmp_path / "plain.nc", compression=None)
+    assert not any(f.get("zlib") for f, _c in _filters(plain).values())
+    assert path.stat().st_size < plain.stat().st_size
+    xr.testing.assert_identical(open_dataset(plain).load(), big)
+    # In memory, as the sweep store writes its members: the same storage.
+    image = tmp_path / "image.nc"
+    image.write_bytes(to_netcdf_bytes(big))
+    assert _filters(image)["q"] == stored["q"]
+    # An explicit encoding replaces the default for its variable.
+    own = to_netcdf(big, tmp_path / "own.nc", encoding={"q": {"zlib": True, "complevel": 6}})
+    assert _filters(own)["q"][0]["complevel"] == 6 and _filters(own)["r"] == stored["r"]
+
+
+def test_rewriting_a_read_file_chooses_storage_for_the_new_shape(big, tmp_path):
+    path = to_netcdf(big, tmp_path / "big.nc")
+    with open_dataset(path) as ds:
+        part = ds.isel(alpha=slice(0, 7), group=slice(0, 5))
+        out = to_netcdf(part, tmp_path / "part.nc")
+    back = xr.open_dataset(out).load()
+    xr.testing.assert_identical(back.drop_attrs(), big.isel(alpha=slice(0, 7),
+                                                            group=slice(0, 5)).drop_attrs())
+    assert not _filters(out)["q"][0].get("zlib")  # now below COMPRESS_MIN_BYTES
+
+
+@given(shape=st.lists(st.integers(1, 300), min_size=1, max_size=6),
+       itemsize=st.sampled_from([1, 4, 8]), target=st.integers(1, 1 << 16))
+def test_chunk_sizes_take_inner_dims_whole_and_fit_the_target(shape, itemsize, target):
+    chunks = chunk_sizes(tuple(shape), itemsize, target)
+    assert len(chunks) == len(shape)
+    assert all(1 <= c <= n for c, n in zip(chunks, shape, strict=True))
+    assert np.prod(chunks) * itemsize <= max(target, itemsize)
+    split = [i for i, (c, n) in enumerate(zip(chunks, shape, strict=True)) if c < n]
+    if not split:
+        assert np.prod(shape) * itemsize <= target or all(n == 1 for n in shape)
+        return
+    axis = split[-1]  # dims inside the split one are whole, dims outside it are 1
+    assert split == [i for i in range(axis + 1) if shape[i] > 1]
+    assert all(c == 1 for c in chunks[:axis])
+    # as few chunks along the split dim as the target allows
+    fit = max(1, target // (int(np.prod(shape[axis + 1:])) * itemsize))
+    assert -(-shape[axis] // chunks[axis]) == -(-shape[axis] // fit)

@@ -219,19 +219,6 @@ def _collect_warnings(problems: list[str]) -> Iterator[None]:
             problems.append(text)
 
 
-def _plot_data(
-    spec: PlotSpec, ds: xr.Dataset, comparisons: Mapping[str, xr.Dataset],
-    summary: xr.Dataset | None,
-) -> tuple[Any, ...]:
-    if spec.name == "compare":
-        if not comparisons:
-            raise ValueError("the 'compare' plot needs a 'compare' kind in the entry")
-        return (ds, next(iter(comparisons.values())))
-    if spec.name == "plateau_length" and summary is not None and "plateau_length" in summary:
-        return (summary,)
-    return (ds,)
-
-
 def make_plots(
     plots: Sequence[PlotSpec],
     ds: xr.Dataset,
@@ -242,24 +229,27 @@ def make_plots(
     problems: list[str] | None = None,
 ) -> dict[str, tuple[Any, list[Path]]]:
     """Draw and save each plot as ``out_dir/<file>.html`` and ``.png``; failures are reported
-    in ``problems`` and skipped."""
+    in ``problems`` and skipped.
+
+    Each plot is `scalex.viz.figures.figure` of the result, its comparisons and its summary:
+    ``scalex plot FILE`` reads these back (`scalex.viz.figures.stored_inputs`) and draws
+    the same figures."""
     problems = problems if problems is not None else []
     try:
-        from scalex.viz import plots as plot
+        from scalex.viz import figures
     except Exception as err:  # a broken plotting stack must not lose the results
         problems.append(
             f"plots skipped: scalex.viz.plots cannot be imported ({type(err).__name__}: {err})")
         return {}
     made: dict[str, tuple[Any, list[Path]]] = {}
     for spec in plots:
-        func = getattr(plot, spec.name, None)
-        if not callable(func):
+        if not figures.has_plot(spec.name):
             problems.append(f"plot {spec.name!r} skipped: scalex.viz.plots has no such function")
             continue
         try:
             with _collect_warnings(problems):
-                obj = func(*_plot_data(spec, ds, comparisons or {}, summary), **spec.options)
-                paths = plot.save(obj, out_dir / spec.file, formats=("html", "png"))
+                obj = figures.figure(spec, ds, comparisons, summary)
+                paths = figures.save(obj, out_dir / spec.file, formats=("html", "png"))
         except Exception as err:  # one broken plot must not stop the others
             problems.append(f"plot {spec.name!r} failed: {type(err).__name__}: {err}")
             continue
@@ -299,9 +289,40 @@ def summarise_entry(
             problems.append(f"analysis 'escape' failed: {type(err).__name__}: {err}")
     if not parts:
         return None
-    out = xr.merge(parts, compat="override", join="outer", combine_attrs="drop_conflicts")
+    # A DataArray part (the escape predictions) keeps its attrs on its variable: merged as it
+    # is, its long_name and units would become the file's global attributes.
+    datasets = [p.to_dataset(name=p.name or "prediction") if isinstance(p, xr.DataArray) else p
+                for p in parts]
+    out = xr.merge(datasets, compat="override", join="outer", combine_attrs="drop_conflicts")
     out.attrs.setdefault("sweep_dims", ds.attrs.get("sweep_dims", ""))
-    return out
+    return describe_summary(out, ds)
+
+
+def describe_summary(summary: xr.Dataset, ds: xr.Dataset) -> xr.Dataset:
+    """Give every variable of ``summary`` a ``long_name`` and ``units`` (in place).
+
+    Attrs already present are kept. Coordinates take those of the same coordinate of the
+    analysed ``ds``; data variables those of `scalex.analysis.measures.VARIABLES` (``fit_x``
+    as ``x``), which `scalex.analysis.measures.summary` does not keep through its merge. A
+    variable known to neither is named after itself. Labels and numbers alike are
+    dimensionless: ``units = "1"`` where none or an empty one is given.
+    """
+    try:
+        from scalex.analysis.measures import VARIABLES as known
+    except ImportError:  # scalex.analysis not available: the summary is empty anyway
+        known = {}
+    for name, var in summary.variables.items():
+        key = str(name)
+        long_name, units = key.replace("_", " "), "1"
+        if name in ds.coords:
+            long_name = ds[name].attrs.get("long_name", long_name)
+            units = ds[name].attrs.get("units", units)
+        elif key in known or key.removeprefix("fit_") in known:
+            long_name, units = known.get(key) or known[key.removeprefix("fit_")]
+        var.attrs.setdefault("long_name", long_name)
+        if not var.attrs.get("units"):  # also an empty one: labels are dimensionless too
+            var.attrs["units"] = units or "1"
+    return summary
 
 
 def run_entry(

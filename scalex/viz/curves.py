@@ -2,9 +2,9 @@
 
 `learning_curves` draws a variable (default ``eg``) on log–log axes, one colour per value of
 the overlay dim, a seed mean with a band, sliders for the other sweep dims, and optionally the
-measured plateau (`scalex.analysis.plateau`) as a shaded span. `compare` draws a theory (dashed,
-e.g. the ODE or the linear theory) over a simulation (solid, seed mean with a band) on the grid
-of the simulation.
+measured plateau (`scalex.analysis.plateau`) as a shaded span and a theory as a dashed curve
+over each. `compare` is the latter: a theory (e.g. the ODE or the linear theory) over a
+simulation (solid, seed mean with a band) on the grid of the simulation.
 """
 
 from __future__ import annotations
@@ -17,33 +17,17 @@ import holoviews as hv
 import numpy as np
 import xarray as xr
 
+from scalex.viz import style
 from scalex.viz.series import (
     Series,
     as_dataarray,
     curve_label,
-    frames_by_key,
-    holomap,
+    overlay_frames,
     quiet_nan_warnings,
     reduce_seeds,
     result_attrs,
     series_elements,
     split_dims,
-)
-from scalex.viz.style import (
-    HEIGHT,
-    METHODS,
-    THEORY_COLOR,
-    WIDTH,
-    dimension,
-    fmt,
-    frame_style,
-    key_label,
-    line_style,
-    load_backends,
-    palette,
-    styled,
-    symbol_of,
-    title,
 )
 
 
@@ -65,9 +49,10 @@ def _plateau_marks(info: xr.Dataset | None, selection: Mapping[str, Any], color:
         return []
     if logx and start <= 0:
         return []
-    span = styled(hv.VSpan(start, end), bokeh={"color": color, "alpha": 0.08},
-                  matplotlib={"facecolor": color, "alpha": 0.08, "linewidth": 0})
-    lines = [styled(hv.VLine(a), **line_style(color, 1.2, "dashed", 0.8, hover=False))
+    span = style.styled(hv.VSpan(start, end), bokeh={"color": color, "alpha": 0.08},
+                        matplotlib={"facecolor": color, "alpha": 0.08, "linewidth": 0})
+    lines = [style.styled(hv.VLine(a), **style.line_style(color, 1.2, "dashed", 0.8,
+                                                          hover=False))
              for a in (start, end)]
     return [span, *lines]
 
@@ -89,13 +74,15 @@ def learning_curves(
     band: str | None = "minmax",
     mark_plateau: bool = False,
     plateau: xr.Dataset | None = None,
+    ds_theory: xr.Dataset | xr.DataArray | None = None,
+    labels: tuple[str, str] | None = None,
     cmap: str = "viridis",
     logx: bool = True,
     logy: bool = True,
     title_text: str | None = None,
     ylim: tuple[float, float] | None = None,
-    width: int = WIDTH,
-    height: int = HEIGHT,
+    width: int = style.WIDTH,
+    height: int = style.HEIGHT,
 ) -> hv.Overlay | hv.HoloMap:
     """ε_g(α) on log–log axes, one curve per value of ``over``, a slider for other sweep dims.
 
@@ -109,6 +96,10 @@ def learning_curves(
         it stays positive on a log axis) or ``"std"`` (±1 standard deviation), or ``None``.
     mark_plateau : shade the plateau from ``plateau_start`` to ``plateau_end`` and draw dashed
         lines there, as measured by ``scalex.analysis.plateau(ds)`` or given as ``plateau``.
+    ds_theory : a theory to draw dashed over each curve, selected at the same sweep values
+        where it has the dim and drawn unchanged where it has not (see `compare`).
+    labels : (data, theory) names in the legend with ``ds_theory``; default the producing
+        methods of the two datasets.
     title_text : overrides the automatic title (the method and the fixed parameters).
     ylim : fixed y range, e.g. to keep an exponential decay from squashing power laws.
 
@@ -117,107 +108,89 @@ def learning_curves(
     An `hv.Overlay` of `hv.Curve` (and `hv.Area` bands, `hv.VSpan`/`hv.VLine` plateau marks),
     or an `hv.HoloMap` of them keyed by the remaining sweep dims.
     """
-    load_backends()
-    da = as_dataarray(ds, variable)
-    if "alpha" not in da.dims:
-        raise ValueError(f"variable: {variable!r} has no 'alpha' dim (dims {da.dims})")
+    style.load_backends()
+    da = _alpha_data(ds, variable)
+    theory = None if ds_theory is None else _alpha_data(ds_theory, variable)
     attrs = result_attrs(ds)
     over, sliders = split_dims(da, attrs, over)
     info = _plateau_info(ds, plateau) if mark_plateau else None
-    xdim, ydim = dimension(da["alpha"], "alpha"), dimension(da, variable)
-    head = title_text or title(attrs, skip=[*sliders, *([over] if over else [])])
-    frames = {}
-    for key, members in frames_by_key(da, over, sliders):
-        colors = palette(len(members), cmap)
-        elements: list[Any] = []
-        for (value, sub), color in zip(members, colors):
-            if over == "seed":
-                series = Series(np.asarray(sub["alpha"].values, dtype=float),
-                                 np.asarray(sub.values, dtype=float), None, None, 1)
-            else:
-                series = reduce_seeds(sub, band, "alpha")
-            label = curve_label(over, value, series)
-            elements += series_elements(series, xdim, ydim, color, label, logx=logx, logy=logy)
-            selection = dict(zip(sliders, key))
-            if over is not None and over != "seed":
-                selection[over] = value
-            elements += _plateau_marks(info, selection, color, logx)
-        frame_title = head + (f" — {key_label(sliders, key)}" if sliders else "")
-        overlay = hv.Overlay(elements)
-        frames[key] = styled(overlay, **frame_style(width, height, frame_title, logx=logx,
-                                                     logy=logy, ylim=ylim))
-    return holomap(frames, sliders, da)
+    xdim, ydim = style.dimension(da["alpha"], "alpha"), style.dimension(da, variable)
+    skip = [*sliders, *([over] if over else [])]
+    data_label = theory_label = ""
+    if ds_theory is None:
+        head = title_text or style.title(attrs, skip=skip)
+    else:
+        data_label, theory_label = labels or (_method_name(ds, "simulation"),
+                                              _method_name(ds_theory, "theory"))
+        head = title_text or f"{theory_label} vs {data_label}: " + style.title(
+            {k: v for k, v in attrs.items() if k != "method"}, skip=skip)
+
+    def draw(sub: xr.DataArray, value: Any, color: str, at: dict[str, Any]) -> list[Any]:
+        if over == "seed":
+            series = Series(np.asarray(sub["alpha"].values, dtype=float),
+                            np.asarray(sub.values, dtype=float), None, None, 1)
+        else:
+            series = reduce_seeds(sub, band, "alpha")
+        elements = series_elements(series, xdim, ydim, color,
+                                   curve_label(over, value, series, data_label, attrs),
+                                   logx=logx, logy=logy)
+        elements += _plateau_marks(info, {d: v for d, v in at.items() if d != "seed"}, color,
+                                   logx)
+        if theory is not None:
+            name = f"{style.symbol_of(over, attrs)}={style.fmt(value)} " if over else ""
+            elements += _theory_curve(theory, at, color if over else style.THEORY_COLOR,
+                                      name + theory_label, xdim, ydim, logx=logx, logy=logy)
+        return elements
+
+    # one bare curve needs no legend; members, seeds or a theory do
+    legend = over is not None or theory is not None or da.sizes.get("seed", 1) > 1
+    return overlay_frames(
+        da, over, sliders, draw, head=head, cmap=cmap, attrs=attrs,
+        options=lambda text: style.frame_style(width, height, text, logx=logx, logy=logy,
+                                               ylim=ylim, legend=legend))
+
+
+def _alpha_data(ds: xr.Dataset | xr.DataArray, variable: str) -> xr.DataArray:
+    da = as_dataarray(ds, variable)
+    if "alpha" not in da.dims:
+        raise ValueError(f"variable: {variable!r} has no 'alpha' dim (dims {da.dims})")
+    return da
+
+
+def _theory_curve(theory: xr.DataArray, at: dict[str, Any], color: str, label: str,
+                  xdim: hv.Dimension, ydim: hv.Dimension, *, logx: bool, logy: bool
+                  ) -> list[Any]:
+    """The theory at the member ``at`` of the data, averaged over its seeds, dashed."""
+    th = theory.sel({d: v for d, v in at.items() if d in theory.dims})
+    extra = [d for d in th.dims if d not in ("alpha", "seed")]
+    if extra:
+        raise ValueError(f"ds_theory: dims {extra} are not sweep dims of the data; "
+                         "select them first")
+    return series_elements(reduce_seeds(th, None, "alpha"), xdim, ydim, color, label,
+                           logx=logx, logy=logy, dash="dashed", width=2.5)
 
 
 # ----------------------------------------------------------------------------- compare
 def _method_name(ds: xr.Dataset | xr.DataArray, fallback: str) -> str:
-    return METHODS.get(str(ds.attrs.get("method", "")), fallback)
+    return style.METHODS.get(str(ds.attrs.get("method", "")), fallback)
 
 
 def compare(
     ds_sim: xr.Dataset | xr.DataArray,
     ds_theory: xr.Dataset | xr.DataArray,
     over: str | None = None,
-    *,
-    variable: str = "eg",
-    band: str | None = "minmax",
-    labels: tuple[str, str] | None = None,
-    cmap: str = "viridis",
-    logx: bool = True,
-    logy: bool = True,
-    title_text: str | None = None,
-    ylim: tuple[float, float] | None = None,
-    width: int = WIDTH,
-    height: int = HEIGHT,
+    **options: Any,
 ) -> hv.Overlay | hv.HoloMap:
     """Theory (dashed) over simulation (solid, seed mean with a band), e.g. ODE on SGD.
 
     Sweep dims are taken from ``ds_sim``; ``ds_theory`` is selected at the same values where
     it has the dim and drawn unchanged where it has not (one theory curve for all seeds).
     A ``seed`` dim of the theory (per-seed initial conditions) is averaged without a band.
+    ``options`` are those of `learning_curves` (``variable``, ``band``, ``labels`` — default
+    the producing methods of the two datasets —, ``cmap``, ``logx``, ``logy``,
+    ``title_text``, ``ylim``, ``width``, ``height``, ``mark_plateau``, ``plateau``).
 
     Returns an `hv.Overlay` (or `hv.HoloMap` over the remaining sweep dims) of `hv.Curve`
-    elements, labelled with ``labels`` (default: the producing methods of the two datasets).
+    elements.
     """
-    load_backends()
-    sim = as_dataarray(ds_sim, variable)
-    theory = as_dataarray(ds_theory, variable)
-    for name, da in (("ds_sim", sim), ("ds_theory", theory)):
-        if "alpha" not in da.dims:
-            raise ValueError(f"{name}: {variable!r} has no 'alpha' dim (dims {da.dims})")
-    sim_label, theory_label = labels or (_method_name(ds_sim, "simulation"),
-                                         _method_name(ds_theory, "theory"))
-    attrs = result_attrs(ds_sim)
-    over, sliders = split_dims(sim, attrs, over)
-    xdim, ydim = dimension(sim["alpha"], "alpha"), dimension(sim, variable)
-    head = title_text or f"{theory_label} vs {sim_label}: " + title(
-        {k: v for k, v in attrs.items() if k != "method"},
-        skip=[*sliders, *([over] if over else [])])
-    frames = {}
-    for key, members in frames_by_key(sim, over, sliders):
-        colors = palette(len(members), cmap)
-        elements: list[Any] = []
-        for (value, sub), color in zip(members, colors):
-            selection = dict(zip(sliders, key))
-            if over is not None:
-                selection[over] = value
-            series = reduce_seeds(sub, band, "alpha")
-            elements += series_elements(series, xdim, ydim, color,
-                                         curve_label(over, value, series, sim_label),
-                                         logx=logx, logy=logy)
-            th = theory.sel({d: v for d, v in selection.items() if d in theory.dims})
-            extra = [d for d in th.dims if d not in ("alpha", "seed")]
-            if extra:
-                raise ValueError(
-                    f"ds_theory: dims {extra} are not sweep dims of ds_sim; select them first"
-                )
-            th_series = reduce_seeds(th, None, "alpha")
-            th_color = THEORY_COLOR if over is None else color
-            th_label = f"{symbol_of(over)}={fmt(value)} {theory_label}" if over else theory_label
-            elements += series_elements(th_series, xdim, ydim, th_color, th_label, logx=logx,
-                                         logy=logy, dash="dashed", width=2.5)
-        frame_title = head + (f" — {key_label(sliders, key)}" if sliders else "")
-        frames[key] = styled(hv.Overlay(elements),
-                             **frame_style(width, height, frame_title, logx=logx, logy=logy,
-                                          ylim=ylim))
-    return holomap(frames, sliders, sim)
+    return learning_curves(ds_sim, over, ds_theory=ds_theory, **options)

@@ -1,8 +1,9 @@
 """Export of plots: HTML that works offline, and static PNG or SVG.
 
 `save` writes ``<stem>.html`` with the bokeh backend and all resources inline, and
-``<stem>.png``/``.svg`` with the matplotlib backend (no browser needed), each atomically. In a
-static format a HoloMap becomes a grid of its frames (up to six) or its last frame.
+``<stem>.png``/``.svg`` with the matplotlib backend (no browser needed; a PNG at print
+size, at least `MIN_PNG_WIDTH` pixels wide), each atomically. In a static format a HoloMap
+becomes a grid of its frames (up to six, one shared legend) or its last frame.
 `inline_assets` replaces the panel stylesheet and icon URLs that a saved page still loads from
 the CDN by data: URLs of the installed files, so that the page needs no network; the HTML
 report uses it too.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -24,6 +26,11 @@ from scalex.common.atomic import atomic_path
 from scalex.viz.style import key_label, load_backends, use_backend
 
 FORMATS = ("html", "png", "svg")
+
+#: resolution of PNG figures: a single plot with its legend comes out about 1600 px wide
+PNG_DPI = 220
+#: no PNG is narrower (pixels): print size; a narrower figure is drawn at a higher resolution
+MIN_PNG_WIDTH = 1200
 
 
 # ----------------------------------------------------------------------------- export
@@ -93,25 +100,34 @@ def inline_assets(text: str) -> str:
     return _PANEL_CDN.sub(replace, text)
 
 
+def _grid_columns(n: int) -> int:
+    """Columns of a grid of ``n`` panels: one row up to three, 2 × 2 for four."""
+    return n if n <= 3 else 2 if n == 4 else 3
+
+
 def _frames_grid(hmap: hv.HoloMap) -> hv.Layout:
     """The frames of a HoloMap of overlays side by side: the shared part of the frame titles
-    goes to the top, each panel keeps its key, legends move inside the axes."""
+    goes to the top, each panel keeps its key. The frames share their legend (one entry per
+    member of the overlay dim), so it is drawn once, right of the last panel of the first
+    row, outside the data."""
     panels, heads = [], set()
-    for key, frame in hmap.data.items():
+    cols = _grid_columns(len(hmap))
+    for index, (key, frame) in enumerate(hmap.data.items()):
         full = hv.Store.lookup_options("matplotlib", frame, "plot").kwargs.get("title", "")
         head, _, tail = str(full).partition(" — ")
         heads.add(head)
         label = tail or key_label([d.name for d in hmap.kdims], key)
         panels.append(frame.opts(backend="matplotlib", clone=True, title=label,
-                                 legend_position="best", fig_size=110))
-    layout = hv.Layout(panels).cols(min(len(panels), 3))
+                                 show_legend=index == cols - 1, legend_position="right",
+                                 fig_size=110))
+    layout = hv.Layout(panels).cols(cols)
     return layout.opts(backend="matplotlib", sublabel_format="",
                        title=heads.pop() if len(heads) == 1 else "")
 
 
 def save(obj: Any, path_stem: str | os.PathLike[str],
          formats: Sequence[str] = ("html", "png"), *, title_text: str | None = None,
-         dpi: int = 90) -> list[Path]:
+         dpi: int = PNG_DPI) -> list[Path]:
     """Write ``obj`` as ``<path_stem>.html`` (bokeh, resources inline: works offline) and/or
     ``<path_stem>.png``/``.svg`` (matplotlib, no browser needed). Returns the written paths.
 
@@ -139,17 +155,41 @@ def save(obj: Any, path_stem: str | os.PathLike[str],
                                encoding="utf-8")
             else:
                 with use_backend("matplotlib"):
-                    renderer = hv.renderer("matplotlib").instance(dpi=dpi, fig=fmt)
-                    renderer.save(_static(obj), str(tmp.with_suffix("")), fmt=fmt)
+                    _save_static(obj, tmp, fmt, dpi)
                     _close_figures()
         written.append(path)
     return written
 
 
+def _save_static(obj: Any, tmp: Path, fmt: str, dpi: int) -> None:
+    """Draw ``obj`` with matplotlib into ``tmp``; a PNG narrower than `MIN_PNG_WIDTH` (a plot
+    without legend, a small layout) is drawn again at the resolution that makes it so wide."""
+    renderer = hv.renderer("matplotlib")
+    plot = renderer.get_plot(_static(obj))
+    base = str(tmp.with_suffix(""))
+    renderer.instance(dpi=dpi, fig=fmt).save(plot, base, fmt=fmt)
+    if fmt == "png":
+        width = _png_width(tmp)
+        if 0 < width < MIN_PNG_WIDTH:
+            sharper = math.ceil(dpi * MIN_PNG_WIDTH / width)
+            renderer.instance(dpi=sharper, fig=fmt).save(plot, base, fmt=fmt)
+
+
+def _png_width(path: Path) -> int:
+    head = path.read_bytes()[:24]
+    return int.from_bytes(head[16:20], "big") if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
+
+
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
-    """Silence the progress bar that panel prints while it embeds the frames of a HoloMap."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+    """Silence the progress bar that panel prints while it embeds the frames of a HoloMap.
+
+    holoviews saves through panel with ``embed=True`` and no way to pass ``progress=False``;
+    panel then writes a tqdm bar to ``sys.stdout`` (where it would mix with the output of
+    ``scalex run``), so stdout is silenced as well as stderr.
+    """
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):
         yield
 
 

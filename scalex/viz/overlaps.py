@@ -122,6 +122,8 @@ def order_parameters(
         for var, other in ((q, "student_j"), (r, "teacher_n")):
             name = var.name
             sub = var.sel(group=g).sel(alpha=alphas, method="nearest")
+            for unit in ("student_i", other):  # hidden units that are NaN padding throughout
+                sub = sub.dropna(unit, how="all")
             with quiet_nan_warnings():
                 limit = float(np.nanmax(np.abs(sub.values))) if sub.size else 1.0
             limit = limit if np.isfinite(limit) and limit > 0 else 1.0

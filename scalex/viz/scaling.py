@@ -17,32 +17,16 @@ import holoviews as hv
 import numpy as np
 import xarray as xr
 
+from scalex.viz import style
 from scalex.viz.series import (
     curve_label,
-    frames_by_key,
-    holomap,
+    overlay_frames,
     reduce_seeds,
     result_attrs,
     series_elements,
     split_dims,
     sweep_dims,
     valid,
-)
-from scalex.viz.style import (
-    HEIGHT,
-    THEORY_COLOR,
-    WIDTH,
-    dimension,
-    fmt,
-    frame_style,
-    key_label,
-    line_style,
-    load_backends,
-    no_minor_labels,
-    palette,
-    styled,
-    symbol_of,
-    title,
 )
 
 
@@ -79,8 +63,8 @@ def local_exponent(
     cmap: str = "viridis",
     title_text: str | None = None,
     ylim: tuple[float, float] | None = None,
-    width: int = WIDTH,
-    height: int = HEIGHT,
+    width: int = style.WIDTH,
+    height: int = style.HEIGHT,
 ) -> hv.Overlay | hv.HoloMap:
     """The local exponent −d ln ε_g / d ln α against α, with β/(1+β) as an `hv.HLine`.
 
@@ -88,45 +72,46 @@ def local_exponent(
     or a DataArray / Dataset that already holds ``variable``. ``beta`` defaults to the β of the
     run (``attrs["beta"]``, or the ``beta`` sweep coordinate, one reference line per β then).
     """
-    load_backends()
+    style.load_backends()
     da = _local_exponent_data(ds, variable)
     attrs = {**result_attrs(ds), **{k: v for k, v in da.attrs.items() if k not in ("long_name",
                                                                             "units")}}
     if "long_name" not in da.attrs:
         da = da.assign_attrs(long_name="local exponent −d ln ε_g / d ln α", units="1")
     over, sliders = split_dims(da, attrs, over)
-    xdim, ydim = dimension(da["alpha"], "alpha"), dimension(da, "local_exponent")
-    fixed = title(attrs, skip=[*sliders, *([over] if over else [])])
+    xdim, ydim = style.dimension(da["alpha"], "alpha"), style.dimension(da, "local_exponent")
+    fixed = style.title(attrs, skip=[*sliders, *([over] if over else [])])
     head = title_text or "local exponent" + (f": {fixed}" if fixed else "") + \
         " (dashed: β/(1+β))"
-    frames = {}
-    for key, members in frames_by_key(da, over, sliders):
-        colors = palette(len(members), cmap)
-        elements: list[Any] = []
-        for (value, sub), color in zip(members, colors):
-            series = reduce_seeds(sub, band, "alpha")
-            elements += series_elements(series, xdim, ydim, color,
-                                         curve_label(over, value, series, "measured"),
-                                         logx=True, logy=False)
-            if over == "beta" and beta is None:
-                elements.append(_reference(predicted_exponent(float(value)), color))
-        if not (over == "beta" and beta is None):
-            b = beta
-            if b is None:
-                selection = dict(zip(sliders, key))
-                b = float(selection["beta"]) if "beta" in selection else attrs.get("beta")
-            if b is not None and float(b) > 0:
-                elements.append(_reference(predicted_exponent(float(b)), "black"))
-        frame_title = head + (f" — {key_label(sliders, key)}" if sliders else "")
-        frames[key] = styled(hv.Overlay(elements),
-                             **frame_style(width, height, frame_title, logx=True, logy=False,
-                                          ylim=ylim))
-    return holomap(frames, sliders, da)
+    per_member = over == "beta" and beta is None  # one reference line per β
+
+    def draw(sub: xr.DataArray, value: Any, color: str, at: dict[str, Any]) -> list[Any]:
+        series = reduce_seeds(sub, band, "alpha")
+        elements = series_elements(series, xdim, ydim, color,
+                                   curve_label(over, value, series, "measured", attrs),
+                                   logx=True, logy=False)
+        if per_member:
+            elements.append(_reference(predicted_exponent(float(value)), color))
+        return elements
+
+    def reference(selection: dict[str, Any]) -> list[Any]:
+        b = beta
+        if b is None:
+            b = float(selection["beta"]) if "beta" in selection else attrs.get("beta")
+        if per_member or b is None or not float(b) > 0:
+            return []
+        return [_reference(predicted_exponent(float(b)), "black")]
+
+    legend = over is not None or da.sizes.get("seed", 1) > 1  # one bare curve needs none
+    return overlay_frames(
+        da, over, sliders, draw, head=head, cmap=cmap, extra=reference, attrs=attrs,
+        options=lambda text: style.frame_style(width, height, text, logx=True, logy=False,
+                                               ylim=ylim, legend=legend))
 
 
 def _reference(value: float, color: str) -> hv.HLine:
     line = hv.HLine(value, label=f"β/(1+β) = {value:.3g}")
-    return styled(line, **line_style(color, 1.5, "dashed", 0.9, hover=False))
+    return style.styled(line, **style.line_style(color, 1.5, "dashed", 0.9, hover=False))
 
 
 # ----------------------------------------------------------------------------- plateau length
@@ -149,8 +134,8 @@ def plateau_length(
     logx: bool = True,
     logy: bool = True,
     title_text: str | None = None,
-    width: int = WIDTH,
-    height: int = HEIGHT,
+    width: int = style.WIDTH,
+    height: int = style.HEIGHT,
 ) -> hv.Overlay | hv.HoloMap:
     """Plateau length against ``x`` (default L), overlaid over ``over`` (default K), log axes.
 
@@ -164,7 +149,7 @@ def plateau_length(
     member and can take long) or ``None``.
     Measured points are `hv.Scatter` with `hv.ErrorBars`; the prediction is a dashed `hv.Curve`.
     """
-    load_backends()
+    style.load_backends()
     measured = _measured_plateau(data)
     length = measured["plateau_length"]
     if x not in length.dims:
@@ -174,51 +159,41 @@ def plateau_length(
     pred = _predicted_plateau(data, measured, predicted)
     attrs = {**result_attrs(data)}
     sliders = [d for d in sweep_dims(length, attrs) if d not in (x, over)]
-    xdim = dimension(length[x], x)
-    ydim = dimension(length.assign_attrs(
+    xdim = style.dimension(length[x], x)
+    ydim = style.dimension(length.assign_attrs(
         long_name=length.attrs.get("long_name", "plateau length"),
         units=length.attrs.get("units", "1")), "plateau_length")
-    fixed = title({k: v for k, v in attrs.items() if k != "method"},
-                  skip=[x, *sliders, *([over] if over else [])])
+    fixed = style.title({k: v for k, v in attrs.items() if k != "method"},
+                        skip=[x, *sliders, *([over] if over else [])])
     head = title_text or "plateau length" + (f": {fixed}" if fixed else "")
-    frames = {}
-    for key, members in frames_by_key(length, over, sliders):
-        colors = palette(len(members), cmap)
-        elements: list[Any] = []
-        for (value, sub), color in zip(members, colors):
-            series = reduce_seeds(sub, "std", x)
-            label = f"{symbol_of(over)}={fmt(value)} measured" if over else "measured"
-            ok = valid(series.x, series.y, logx=logx, logy=logy)
-            points = hv.Scatter((series.x[ok], series.y[ok]), kdims=[xdim], vdims=[ydim],
-                                label=label)
-            elements.append(styled(points, bokeh={"color": color, "size": 8,
-                                                  "tools": ["hover"]},
-                                   matplotlib={"color": color, "s": 40}))
-            if series.lo is not None:
-                err = (series.hi - series.y)[ok]
-                bars = hv.ErrorBars((series.x[ok], series.y[ok], err), kdims=[xdim],
-                                    vdims=[ydim, "yerr"])
-                elements.append(styled(bars, bokeh={"color": color},
-                                       matplotlib={"color": color}))
-            if pred is not None:
-                selection = dict(zip(sliders, key))
-                if over is not None:
-                    selection[over] = value
-                p = pred.sel({d: v for d, v in selection.items() if d in pred.dims})
-                p_series = reduce_seeds(p, None, x)
-                p_label = f"{symbol_of(over)}={fmt(value)} predicted" if over else "predicted"
-                elements += series_elements(p_series, xdim, ydim,
-                                             color if over else THEORY_COLOR, p_label,
-                                             logx=logx, logy=logy, dash="dashed")
-        frame_title = head + (f" — {key_label(sliders, key)}" if sliders else "")
-        style = frame_style(width, height, frame_title, logx=logx, logy=logy)
-        ticks = np.asarray(length[x].values)
-        if ticks.size <= 12 and np.issubdtype(ticks.dtype, np.number):
-            for options in style.values():  # the swept values themselves, not 2×10⁰
-                options["xticks"] = [(float(t), fmt(t)) for t in ticks]
-            style["matplotlib"]["hooks"] = [no_minor_labels]
-        frames[key] = styled(hv.Overlay(elements), **style)
-    return holomap(frames, sliders, length)
+
+    def draw(sub: xr.DataArray, value: Any, color: str, at: dict[str, Any]) -> list[Any]:
+        series = reduce_seeds(sub, "std", x)
+        name = f"{style.symbol_of(over, attrs)}={style.fmt(value)} " if over else ""
+        ok = valid(series.x, series.y, logx=logx, logy=logy)
+        points = hv.Scatter((series.x[ok], series.y[ok]), kdims=[xdim], vdims=[ydim],
+                            label=f"{name}measured")
+        elements = [style.styled(points, bokeh={"color": color, "size": 8, "tools": ["hover"]},
+                                 matplotlib={"color": color, "s": 40})]
+        if series.lo is not None:
+            err = (series.hi - series.y)[ok]
+            bars = hv.ErrorBars((series.x[ok], series.y[ok], err), kdims=[xdim],
+                                vdims=[ydim, "yerr"])
+            elements.append(style.styled(bars, bokeh={"color": color},
+                                         matplotlib={"color": color}))
+        if pred is not None:
+            p = reduce_seeds(pred.sel({d: v for d, v in at.items() if d in pred.dims}), None, x)
+            elements += series_elements(p, xdim, ydim, color if over else style.THEORY_COLOR,
+                                        f"{name}predicted", logx=logx, logy=logy,
+                                        dash="dashed")
+        return elements
+
+    ticks = np.asarray(length[x].values)
+    xticks = ticks if ticks.size <= 12 and np.issubdtype(ticks.dtype, np.number) else None
+    return overlay_frames(  # ticks at the swept values themselves, not at 2×10⁰
+        length, over, sliders, draw, head=head, cmap=cmap, attrs=attrs,
+        options=lambda text: style.frame_style(width, height, text, logx=logx, logy=logy,
+                                               xticks=xticks))
 
 
 def _predicted_plateau(data: xr.Dataset, measured: xr.Dataset,

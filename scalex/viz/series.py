@@ -4,8 +4,9 @@
 the slider dims; everything but the core dims of one run and ``seed`` is a sweep dim.
 `reduce_seeds` turns a ``seed`` dim into a `Series` (the mean, with a min–max or ±1 std band),
 `valid` masks points a log axis cannot show, `frames_by_key` and `holomap` iterate the slider
-frames and assemble them, and `series_elements` draws one `Series` as an `hv.Curve` with an
-`hv.Area` band. `extend` adds elements on top of a finished plot and keeps its options in both
+frames and assemble them, `overlay_frames` draws every frame (one colour per member of the
+overlay dim), and `series_elements` draws one `Series` as an `hv.Curve` with an `hv.Area`
+band. `extend` adds elements on top of a finished plot and keeps its options in both
 backends.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import holoviews as hv
@@ -26,8 +27,10 @@ from scalex.viz.style import (
     dimension,
     fill_style,
     fmt,
+    key_label,
     line_style,
     load_backends,
+    palette,
     styled,
     symbol_of,
 )
@@ -147,6 +150,37 @@ def holomap(frames: Mapping[tuple[Any, ...], Any], sliders: Sequence[str],
     return hv.HoloMap(dict(frames), kdims=[dimension(da[d], d) for d in sliders])
 
 
+#: draws one member of a frame: (its data, its value of ``over``, its colour, its selection
+#: {dim: value} over the slider dims and ``over``) -> holoviews elements
+Draw = Callable[[xr.DataArray, Any, str, dict[str, Any]], list[Any]]
+
+
+def overlay_frames(da: xr.DataArray, over: str | None, sliders: Sequence[str], draw: Draw, *,
+                   head: str, cmap: str, options: Callable[[str], Mapping[str, Any]],
+                   extra: Callable[[dict[str, Any]], list[Any]] | None = None,
+                   attrs: Mapping[str, Any] | None = None) -> Any:
+    """One `hv.Overlay` per frame (an `hv.HoloMap` over the ``sliders`` if there are any).
+
+    A frame holds what ``draw`` returns for each of its members (the values of ``over``), in
+    colours sampled from ``cmap``, then what ``extra`` returns for the frame's selection. It
+    is titled ``head`` and its slider values (named as the sweep ``attrs`` name them), and
+    styled by ``options(title)`` (per-backend options such as
+    `scalex.viz.style.frame_style` builds).
+    """
+    frames = {}
+    for key, members in frames_by_key(da, over, sliders):
+        selection = dict(zip(sliders, key))
+        elements: list[Any] = []
+        for (value, sub), color in zip(members, palette(len(members), cmap)):
+            at = {**selection, over: value} if over is not None else dict(selection)
+            elements += draw(sub, value, color, at)
+        if extra is not None:
+            elements += extra(selection)
+        frame_title = head + (f" — {key_label(sliders, key, attrs)}" if sliders else "")
+        frames[key] = styled(hv.Overlay(elements), **options(frame_title))
+    return holomap(frames, sliders, da)
+
+
 # ----------------------------------------------------------------------------- learning curves
 def series_elements(series: Series, xdim: hv.Dimension, ydim: hv.Dimension, color: str,
                      label: str, *, logx: bool, logy: bool, dash: str = "solid",
@@ -168,10 +202,11 @@ def series_elements(series: Series, xdim: hv.Dimension, ydim: hv.Dimension, colo
     return out
 
 
-def curve_label(over: str | None, value: Any, series: Series, suffix: str = "") -> str:
+def curve_label(over: str | None, value: Any, series: Series, suffix: str = "",
+                attrs: Mapping[str, Any] | None = None) -> str:
     parts = []
     if over is not None:
-        parts.append(f"{symbol_of(over)}={fmt(value)}")
+        parts.append(f"{symbol_of(over, attrs)}={fmt(value)}")
     if suffix:
         parts.append(suffix)
     if series.n_seeds > 1:

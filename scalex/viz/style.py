@@ -16,12 +16,15 @@ import contextlib
 import importlib
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import holoviews as hv
 import numpy as np
 import xarray as xr
+
+from scalex.viz.ticks import log_hooks
 
 #: dims that belong to one run; everything else except ``seed`` is a sweep dim
 CORE_DIMS = ("alpha", "group", "student_i", "student_j", "teacher_n", "teacher_m")
@@ -38,6 +41,15 @@ SYMBOLS = {"beta": "β", "eta": "η", "sigma_J": "σ_J", "noise": "s", "trainabl
 METHODS = {"ode": "ODE", "simulate": "SGD simulation", "sgd": "SGD simulation",
            "sgd_real_data": "SGD on real data", "linear": "linear theory",
            "initial": "initial condition"}
+
+
+#: axis labels of the Setup fields a sweep varies (docs/theory.md §1), where the data name
+#: them only generically ("swept Setup field L") or not at all
+FIELD_LABELS = {"K": "student hidden units K", "M": "teacher hidden units M",
+                "N": "input dimension N", "L": "number of distinct eigenvalues L",
+                "beta": "spectrum exponent β", "eta": "learning rate η",
+                "sigma_J": "initial weight std σ_J", "noise": "teacher output noise s",
+                "trainable": "trained input coordinates N_l"}
 
 
 THEORY_COLOR = "#d62728"
@@ -107,34 +119,59 @@ def fill_style(color: str, alpha: float = 0.2) -> dict[str, dict[str, Any]]:
 
 
 def frame_style(width: int, height: int, title: str, *, logx: bool = True, logy: bool = True,
-                 legend: bool = True, ylim: tuple[float, float] | None = None
-                 ) -> dict[str, dict[str, Any]]:
-    """Plot-level options of one overlay, for both backends."""
-    common: dict[str, Any] = {"logx": logx, "logy": logy, "show_grid": True, "title": title,
-                              "show_legend": legend}
+                 legend: bool = True, ylim: tuple[float, float] | None = None,
+                 xticks: Sequence[float] | None = None) -> dict[str, dict[str, Any]]:
+    """Plot-level options of one overlay, for both backends.
+
+    The legend stands right of the axes, outside the data; log axes get labelled decades
+    and minor ticks (`scalex.viz.ticks`). ``xticks`` puts labelled ticks at these values
+    (e.g. the swept values) instead.
+    """
+    common: dict[str, Any] = {"logx": logx, "logy": logy, "show_grid": True,
+                              "title": wrap_title(title), "show_legend": legend}
     if ylim is not None:
         common["ylim"] = tuple(ylim)
+    if xticks is not None:
+        common["xticks"] = [(float(t), fmt(t)) for t in xticks]
+    hooks = log_hooks(x=logx and xticks is None, y=logy)
+    if xticks is not None and logx:
+        hooks["matplotlib"].append(no_minor_labels)
     # holoviews' matplotlib backend measures a log axis in natural-log units while matplotlib
     # uses decades, so on semi-log axes the requested aspect is off by ln 10
     aspect = width / height * (math.log(10) if logx and not logy else 1.0) / (
         math.log(10) if logy and not logx else 1.0)
     return {
         "bokeh": {**common, "width": width, "height": height, "legend_position": "right",
-                  "fontscale": 1.1},
+                  "fontscale": 1.1, "hooks": hooks["bokeh"]},
         "matplotlib": {**common, "aspect": aspect, "fig_size": 160,
-                       "legend_position": "right"},
+                       "legend_position": "right", "hooks": hooks["matplotlib"]},
     }
 
 
 # ----------------------------------------------------------------------------- labels
+#: characters in one line of a title; a longer one is wrapped to fit the frame
+TITLE_CHARS = 60
+
+
+def wrap_title(text: str, chars: int = TITLE_CHARS) -> str:
+    """``text`` broken into lines of at most ``chars`` characters; the key of a slider frame
+    after " — " stays on the last line (`scalex.viz.export` splits titles there)."""
+    head, sep, tail = text.partition(" — ")
+    return "\n".join(textwrap.wrap(head, chars) or [head]) + sep + tail
+
+
 def dimension(obj: xr.DataArray | None, name: str) -> hv.Dimension:
     """A holoviews Dimension named ``name`` whose label and unit come from ``obj.attrs``.
 
     ``long_name`` becomes the axis label; ``units`` is appended unless it is "1"
-    (dimensionless) or empty.
+    (dimensionless) or empty. A swept Setup field without a specific ``long_name`` is
+    labelled by `FIELD_LABELS`, so that a sweep and its summary read alike.
     """
     attrs = {} if obj is None else obj.attrs
-    label = str(attrs.get("long_name", name))
+    label = str(attrs.get("long_name", ""))
+    if name in FIELD_LABELS and (not label or label.startswith("swept Setup field")):
+        label = FIELD_LABELS[name]
+    label = label or name
     units = str(attrs.get("units", "")).strip()
     spec: dict[str, Any] = {"label": label}
     if units and units != "1":
@@ -148,7 +185,24 @@ def short_label(label: str) -> str:
     return head.split()[-1] if "=" in label and head else label
 
 
-def symbol_of(name: str) -> str:
+def sweep_axes(attrs: Mapping[str, Any] | None) -> list[list[str]]:
+    """The fields of each sweep axis of ``attrs["sweep_over"]``: ``{"K=M": ...}`` gives
+    ``[["K", "M"]]``, an axis that sets several fields along one dim."""
+    try:
+        over = json.loads(str((attrs or {}).get("sweep_over", "") or "{}"))
+    except ValueError:
+        return []
+    if not isinstance(over, Mapping):
+        return []
+    return [[name.strip() for name in str(key).split("=")] for key in over]
+
+
+def symbol_of(name: str, attrs: Mapping[str, Any] | None = None) -> str:
+    """The short symbol of a dim; a sweep axis over several fields (``attrs["sweep_over"]``
+    key "K=M") gives all of them, "K=M"."""
+    for fields in sweep_axes(attrs):
+        if len(fields) > 1 and name in fields:
+            return "=".join(SYMBOLS.get(f, f) for f in fields)
     return SYMBOLS.get(name, name)
 
 
@@ -160,8 +214,9 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def key_label(dims: Sequence[str], key: Sequence[Any]) -> str:
-    return ", ".join(f"{symbol_of(d)}={fmt(v)}" for d, v in zip(dims, key))
+def key_label(dims: Sequence[str], key: Sequence[Any],
+              attrs: Mapping[str, Any] | None = None) -> str:
+    return ", ".join(f"{symbol_of(d, attrs)}={fmt(v)}" for d, v in zip(dims, key))
 
 
 def title(attrs: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
@@ -170,10 +225,7 @@ def title(attrs: Mapping[str, Any], skip: Iterable[str] = ()) -> str:
     Parameters named in ``skip`` (typically the sweep dims) are left out.
     """
     skip = set(skip) | set(str(attrs.get("sweep_dims", "")).split())
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        # an axis "K=M" of scalex.sweep sets several fields
-        skip |= {name.strip() for key in json.loads(attrs.get("sweep_over", "{}"))
-                 for name in str(key).split("=")}
+    skip |= {name for fields in sweep_axes(attrs) for name in fields}
     method = METHODS.get(str(attrs.get("method", "")), str(attrs.get("method", "")))
     parts = []
     for key in ("K", "M", "N", "L"):
