@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,7 @@ from scipy.integrate import solve_ivp
 
 from scalex.common.alpha import check_alpha
 from scalex.common.progress import Progress
+from scalex.engines.ode_exponential import ExponentialRK
 from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
@@ -98,7 +99,9 @@ __all__ = ["METHODS", "solve_ode", "stability_report"]
 #: Methods that integrate the augmented state with the structured Jacobian.
 IMPLICIT = ("arrowhead", "BDF", "Radau", "LSODA")
 EXPLICIT = ("RK45", "DOP853", "RK23")
-METHODS = ("auto", *IMPLICIT, *EXPLICIT)
+#: Methods on the plain state with the per-group stiff part exact (`ExponentialRK`).
+EXPONENTIAL = ("exponential",)
+METHODS = ("auto", *IMPLICIT, *EXPONENTIAL, *EXPLICIT)
 
 
 # --------------------------------------------------------------------------- driver
@@ -159,7 +162,7 @@ def _resolve_method(method: str, system: AugmentedSystem) -> str:
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
     if method == "auto":
-        method = "arrowhead" if system.jacobian_nnz() <= MAX_JACOBIAN_NNZ else "DOP853"
+        method = "arrowhead" if system.jacobian_nnz() <= MAX_JACOBIAN_NNZ else "exponential"
     if method == "arrowhead":
         problem = bdf_internals_problem(ArrowheadBDF)
         if problem is not None:
@@ -202,6 +205,7 @@ def solve_ode(
     method: str = "auto",
     progress: bool | None = None,
     log_time: bool = False,
+    record: str | Sequence[str] = ("q", "r"),
 ) -> xr.Dataset:
     """Integrate the ODEs of docs/theory.md §3 from the initial overlaps, sampled on ``alpha``.
 
@@ -225,6 +229,9 @@ def solve_ode(
     progress : None shows a tqdm bar over α decades on a terminal once the solve has run 5 s;
         True always; False never.
     log_time : integrate in u = ln(α + α₀), α₀ = 0.1/(η λ_1), instead of α.
+    record : the overlaps to store, a subset of `scalex.schema.RECORDABLE`: per-group "q", "r"
+        (schema variables) and/or the λ-weighted "Q", "R" (K = M = 40, L = 512: 26 MB per
+        output time for q and r, 26 kB for Q and R). ε_g is computed either way.
 
     Returns
     -------
@@ -248,6 +255,9 @@ def solve_ode(
             raise ValueError(f"{name}: must be finite and > 0, got {tol!r}")
     if progress not in (None, True, False):
         raise ValueError(f"progress: must be None, True or False, got {progress!r}")
+    from scalex.schema import check_record, weighted_extra
+
+    rec = check_record(record)
     q0, r0, t, start = _initial(setup, init, seed)
     if alpha[0] < start:
         raise ValueError(f"alpha: must start at or after the initial time {start:g} of init")
@@ -257,23 +267,22 @@ def solve_ode(
                   activation=setup.activation, noise=setup.noise, trained=setup.trained_groups)
     system = AugmentedSystem(q0, r0, t, **kwargs)
     chosen = _resolve_method(method, system)
-    if chosen in EXPLICIT:
+    if chosen in EXPLICIT or chosen in EXPONENTIAL:
+        if log_time and chosen in EXPONENTIAL:
+            raise ValueError("log_time: the exponential method integrates in alpha itself")
         system = AugmentedSystem(q0, r0, t, augmented=False, **kwargs)
     stability, unstable = stability_report(setup, "scalex.solve_ode")
     if unstable:
         warnings.warn(f"{unstable} ({setup!r})", StabilityWarning, stacklevel=2)
 
     A = alpha.size
-    q_out = np.full((A, setup.L, setup.K, setup.K), np.nan)
-    r_out = np.full((A, setup.L, setup.K, setup.M), np.nan)
     z_out = np.full((system.n, A), np.nan)
     status, message = "ok", ""
     stats = {"nfev": 0, "njev": 0, "nlu": 0}
     tick = time.perf_counter()
     z0 = system.initial_state()
     if system.G == 0 or alpha[-1] == start:
-        q_out[:], r_out[:] = q0, r0  # nothing moves, or nothing to integrate
-        z_out[:] = z0[:, None]
+        z_out[:] = z0[:, None]  # nothing moves, or nothing to integrate
     else:
         positive = alpha[alpha > 0]
         bar = _DecadeProgress(max(float(positive[0]) / 10, 1e-12), float(alpha[-1]), progress)
@@ -307,6 +316,9 @@ def solve_ode(
             ivp_kwargs["jac"] = lambda u, z: system.arrowhead(z, scale=dadu(u))
         elif chosen in ("BDF", "Radau"):
             ivp_kwargs["jac"] = lambda u, z: system.jacobian(z, scale=dadu(u))
+        elif chosen == "exponential":
+            solver = ExponentialRK
+            ivp_kwargs.update(system=system, on_step=bar)
         elif chosen == "LSODA" and system.n <= 3000:
             ivp_kwargs["jac"] = lambda u, z: system.arrowhead(z, scale=dadu(u)).toarray()
         u0, u_eval = float(to_u(start)), to_u(alpha)
@@ -325,20 +337,22 @@ def solve_ode(
         sol.y = np.asarray(sol.y, dtype=float).reshape(system.n, sol.t.size)
         done = sol.y.shape[1]
         if done:
-            q_out[:done], r_out[:done] = system.overlaps(sol.y)
             z_out[:, :done] = sol.y
         stats = {"nfev": int(sol.nfev), "njev": int(sol.njev), "nlu": int(sol.nlu)}
         if sol.status != 0 or not np.all(np.isfinite(sol.y)):
             status, message = _failure(sol, system, z0, to_alpha)
-            bad = ~(np.all(np.isfinite(q_out.reshape(A, -1)), axis=1)
-                    & np.all(np.isfinite(r_out.reshape(A, -1)), axis=1))
-            q_out[bad], r_out[bad], z_out[:, bad] = np.nan, np.nan, np.nan
+            z_out[:, ~np.all(np.isfinite(z_out), axis=0)] = np.nan
             category = DivergenceWarning if status == "diverged" else RuntimeWarning
             bound = (f" (eta={setup.eta:g}; the linear stability bound is "
                      f"{setup.eta_max_linear:.4g})" if status == "diverged" else "")
             warnings.warn(f"scalex.solve_ode: {setup!r}: {message}{bound}; the rest of the grid "
                           f"is NaN", category, stacklevel=2)
-    eg, clipped = _generalization_error(setup, system, q_out, r_out, t, z_out)
+    # the λ-weighted overlaps (A, K, K), (A, K, M) from the per-group states (not from the
+    # augmented fields, which carry the integrator's drift of the linear invariant)
+    x_out, _ = system.split(z_out)
+    Q_out, R_out = system.unpack((system.y_frozen[:, None]
+                                  + np.einsum("g,gpa->pa", system.lam, x_out)).T)
+    eg, clipped = _generalization_error(setup, system, Q_out, R_out, t, z_out)
     attrs = {
         "seed": int(seed),
         "ode_method": chosen,
@@ -359,11 +373,21 @@ def solve_ode(
     attrs.update(stability)
     if message:
         attrs["solver_message"] = message
-    return make_dataset(setup, alpha, q_out, r_out, t, method="ode", eg=eg, status=status,
-                        attrs=attrs)
+    attrs["recorded"] = " ".join(rec)
+    if "q" in rec or "r" in rec:
+        q_out, r_out = system.overlaps(z_out)
+        failed = ~np.all(np.isfinite(z_out), axis=0)
+        q_out[failed], r_out[failed] = np.nan, np.nan
+    else:  # zero-memory placeholders, dropped below
+        q_out = np.broadcast_to(np.nan, (A, setup.L, setup.K, setup.K))
+        r_out = np.broadcast_to(np.nan, (A, setup.L, setup.K, setup.M))
+    extra = {k: v for k, v in weighted_extra(Q_out, R_out).items() if k in rec}
+    ds = make_dataset(setup, alpha, q_out, r_out, t, method="ode", eg=eg, status=status,
+                      extra=extra, attrs=attrs)
+    return ds.drop_vars([name for name in ("q", "r") if name not in rec])
 
 
-def _generalization_error(setup: Setup, system: AugmentedSystem, q: Array, r: Array, t: Array,
+def _generalization_error(setup: Setup, system: AugmentedSystem, Q: Array, R: Array, t: Array,
                           z: Array) -> tuple[Array, int]:
     """ε_g at the outputs and how many values were clipped from below 0.
 
@@ -374,9 +398,7 @@ def _generalization_error(setup: Setup, system: AugmentedSystem, q: Array, r: Ar
     """
     if system.ne:
         return system.generalization_error(z), 0
-    from scalex.schema import weighted_overlaps
-
-    Q, R, T = weighted_overlaps(q, r, t, setup.spectrum.eigenvalues)
+    T = np.einsum("g,gnm->nm", setup.spectrum.eigenvalues, t)
     v, w = setup.second_layer
     with np.errstate(invalid="ignore"):
         eg = generalization_error(Q, R, T, v, w, setup.activation)
