@@ -65,7 +65,15 @@ from scalex.engines.simulate_tasks import (
 )
 from scalex.model.setup import Setup, as_setup
 from scalex.numerics.threads import single_threaded_blas
-from scalex.schema import DivergenceWarning, StabilityWarning, annotate, make_dataset
+from scalex.schema import (
+    RECORDABLE,
+    DivergenceWarning,
+    StabilityWarning,
+    annotate,
+    check_record,
+    make_dataset,
+    weighted_extra,
+)
 
 # The names of `scalex.engines.sgd_run` and `scalex.engines.simulate_tasks` that were public
 # here before those modules existed are still listed (and importable) here.
@@ -91,8 +99,6 @@ __all__ = [
     "test_stream",
 ]
 
-#: Variables `simulate` can record: per-group q^τ, r^τ, and the λ-weighted Q = Σ λ_τ q^τ, R.
-RECORDABLE = ("q", "r", "Q", "R")
 # Rough cost model for the progress-bar decision: s per normal drawn, s per K·N multiply-add.
 _COST_DRAW, _COST_KN = 9e-9, 4e-10
 
@@ -104,14 +110,6 @@ def record_steps(alpha: ArrayLike, N: int) -> NDArray[np.int64]:
     Several α may share a step (`alpha_to_steps`); it is run once (module docstring).
     """
     return np.unique(alpha_to_steps(alpha, N))
-
-
-def _check_record(record: str | Sequence[str]) -> tuple[str, ...]:
-    rec = (record,) if isinstance(record, str) else tuple(record)
-    unknown = [r for r in rec if r not in RECORDABLE]
-    if unknown:
-        raise ValueError(f"record: each entry must be one of {RECORDABLE}, got {unknown}")
-    return tuple(r for r in RECORDABLE if r in rec)
 
 
 def _check_int(value: Any, name: str, lo: int) -> int:
@@ -146,12 +144,8 @@ def _seed_dataset(setup: Setup, alpha: NDArray[np.float64], seed: int,
     extra: dict[str, tuple[tuple[str, ...], Any, dict[str, str]]] = {
         "wall_time": ((), res["wall_time"], {"long_name": "wall time of this seed", "units": "s"}),
     }
-    if res["Q"] is not None:
-        extra["Q"] = (("alpha", "student_i", "student_j"), res["Q"],
-                      {"long_name": "weighted overlap Q = Σ_τ λ_τ q^τ", "units": "1"})
-    if res["R"] is not None:
-        extra["R"] = (("alpha", "student_i", "teacher_n"), res["R"],
-                      {"long_name": "weighted overlap R = Σ_τ λ_τ r^τ", "units": "1"})
+    weighted = weighted_extra(res["Q"], res["R"])
+    extra.update({k: weighted[k] for k in ("Q", "R") if res[k] is not None})
     if res["eg_test"] is not None:
         extra["eg_test"] = (("alpha",), res["eg_test"], {
             "long_name": "Monte Carlo test error on fresh noiseless inputs", "units": "1"})
@@ -223,7 +217,7 @@ def simulate(
     steps = record_steps(alpha, setup.N)
     alpha = check_alpha(alpha)
     seed_list = list(check_seeds(seeds))
-    rec = _check_record(record)
+    rec = check_record(record)
     eg_test = _check_int(eg_test, "eg_test", 0)
     if dtype not in DTYPES:
         raise ValueError(f"dtype: must be one of {DTYPES}, got {dtype!r}")
