@@ -137,3 +137,23 @@ def test_parallel_moments_match_serial_kernel():
     s2, E2 = _erf_moments_parallel(C, v, c, 0.04, *np.triu_indices(K))
     np.testing.assert_allclose(s2, s1[0], rtol=4 * np.finfo(float).eps, atol=0)
     np.testing.assert_allclose(E2, E1[0], rtol=16 * np.finfo(float).eps, atol=0)
+
+
+def test_record_weighted_overlaps_only():
+    # record=("Q", "R") stores the λ-weighted sums instead of the per-group overlaps; the
+    # integration is the same code path, so ε_g is identical and Q equals Σ_τ λ_τ q^τ of the
+    # full record (summed in another order: a few ulps).
+    setup = scalex.Setup(K=2, M=2, L=8, N=64, eta=0.1, sigma_J=0.01)
+    alpha = [0.0, 1.0, 10.0, 100.0]
+    full = scalex.solve_ode(setup, alpha, progress=False)
+    weighted = scalex.solve_ode(setup, alpha, record=("Q", "R"), progress=False)
+    assert "q" not in weighted and "r" not in weighted
+    assert weighted.attrs["recorded"] == "Q R"
+    np.testing.assert_array_equal(weighted["eg"].values, full["eg"].values)
+    lam = full["eigenvalue"]
+    np.testing.assert_allclose(weighted["Q"].values, (lam * full["q"]).sum("group").values,
+                               rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(weighted["R"].values, (lam * full["r"]).sum("group").values,
+                               rtol=1e-13, atol=1e-16)
+    with pytest.raises(ValueError, match="record"):
+        scalex.solve_ode(setup, alpha, record=("Q", "x"))
