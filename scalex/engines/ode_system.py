@@ -126,8 +126,10 @@ def _erf_moments_parallel(C: Array, v: Array, c: Array, noise2: float, pi: NDArr
                           pj: NDArray[np.intp]) -> tuple[Array, Array]:
     """`_erf_moments` for one covariance C (n, n), the K(K+1)/2 pairs (i ≤ j) of E in parallel.
 
-    The same operations in the same order per entry as `_erf_moments` (each E_ij is one
-    thread's sequential sum), so the two agree bit for bit.
+    Λ0(c, d) of eq. (3.10) is linear in C_cd, C_id, C_jd with coefficients that depend on c
+    only; they and 1/√Λ1 are computed once per c, so the inner loop is three products and an
+    arcsine. The operations differ in order from `_erf_moments`, so the two agree to rounding,
+    not bit for bit.
     """
     n = C.shape[0]
     K = v.shape[0]
@@ -147,22 +149,26 @@ def _erf_moments_parallel(C: Array, v: Array, c: Array, noise2: float, pi: NDArr
         s[i, i] -= v[i] * acc
     for k in prange(pi.shape[0]):
         i, j = pi[k], pj[k]
-        lam1 = np.empty(n)
+        inv = np.empty(n)  # 1/√Λ1(c) of eq. (3.10)
         Cij = C[i, j]
         lam4 = d[i] * d[j] - Cij**2
         for a in range(n):
             Cia, Cja = C[i, a], C[j, a]
-            lam1[a] = lam4 * d[a] - Cja**2 * d[i] - Cia**2 * d[j] + 2.0 * Cij * Cia * Cja
+            inv[a] = 1.0 / np.sqrt(lam4 * d[a] - Cja**2 * d[i] - Cia**2 * d[j]
+                                   + 2.0 * Cij * Cia * Cja)
         total = 0.0
         for cc in range(n):
             Cic, Cjc = C[i, cc], C[j, cc]
-            for dd in range(cc, n):
-                Cid, Cjd = C[i, dd], C[j, dd]
-                lam0 = (lam4 * C[cc, dd] - Cjc * Cjd * d[i] - Cic * Cid * d[j]
-                        + Cij * Cic * Cjd + Cij * Cid * Cjc)
-                arg = min(1.0, max(-1.0, lam0 / np.sqrt(lam1[cc] * lam1[dd])))
-                weight = 1.0 if dd == cc else 2.0
-                total += weight * c[cc] * c[dd] * np.arcsin(arg)
+            # Λ0(c, d) = α_c C_cd − β_c C_jd − γ_c C_id with per-c coefficients
+            a_c = lam4 * inv[cc]
+            b_c = (Cjc * d[i] - Cij * Cic) * inv[cc]
+            g_c = (Cic * d[j] - Cij * Cjc) * inv[cc]
+            diag = min(1.0, max(-1.0, (a_c * C[cc, cc] - b_c * Cjc - g_c * Cic) * inv[cc]))
+            row = 0.5 * c[cc] * np.arcsin(diag)
+            for dd in range(cc + 1, n):
+                arg = (a_c * C[cc, dd] - b_c * C[j, dd] - g_c * C[i, dd]) * inv[dd]
+                row += c[dd] * np.arcsin(min(1.0, max(-1.0, arg)))
+            total += 2.0 * c[cc] * row
         value = v[i] * v[j] * four_pi2 / np.sqrt(lam4) * total
         if noise2 != 0.0:
             value += noise2 * v[i] * v[j] * two_pi / np.sqrt(lam4)
