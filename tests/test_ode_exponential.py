@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scalex
+from scalex.engines.moments import erf_moments, erf_moments_parallel
 from scalex.engines.ode_exponential import ExponentialRK, _Eigen, _Frame, phi_functions
-from scalex.engines.ode_system import AugmentedSystem, _erf_moments, _erf_moments_parallel
+from scalex.engines.ode_system import AugmentedSystem
 from scalex.model.integrals import coefficients
 from scalex.schema import initial_overlaps
 
@@ -134,8 +135,8 @@ def test_parallel_moments_match_serial_kernel():
     C = A @ A.T
     v, w = rng.uniform(0.5, 1.5, K), rng.uniform(0.5, 1.5, M)
     c = coefficients(v, w)
-    s1, E1 = _erf_moments(C[None], v, c, 0.04)
-    s2, E2 = _erf_moments_parallel(C, v, c, 0.04, *np.triu_indices(K))
+    s1, E1 = erf_moments(C[None], v, c, 0.04)
+    s2, E2 = erf_moments_parallel(C, v, c, 0.04, *np.triu_indices(K))
     np.testing.assert_allclose(s2, s1[0], rtol=4 * np.finfo(float).eps, atol=0)
     np.testing.assert_allclose(E2, E1[0], rtol=1e-12, atol=0)
 
