@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from scalex.engines.linear import linear_theory  # noqa: F401
     from scalex.engines.ode import solve_ode  # noqa: F401
     from scalex.engines.simulate import simulate  # noqa: F401
+    from scalex.experiments.compare import compare  # noqa: F401
     from scalex.experiments.store import open_store  # noqa: F401
     from scalex.experiments.sweep import sweep  # noqa: F401
     from scalex.model import integrals, spectrum  # noqa: F401
@@ -50,6 +51,7 @@ _PUBLIC: dict[str, tuple[str, str | None]] = {
     "linear_theory": ("scalex.engines.linear", "linear_theory"),
     "escape": ("scalex.analysis.escape", "escape"),
     "sweep": ("scalex.experiments.sweep", "sweep"),
+    "compare": ("scalex.experiments.compare", "compare"),
     "open_store": ("scalex.experiments.store", "open_store"),
     "open_dataset": ("scalex.schema", "open_dataset"),
     "to_netcdf": ("scalex.schema", "to_netcdf"),

@@ -3,6 +3,10 @@
 Registered on both `xarray.Dataset` and `xarray.DataArray` (one shared base class, as
 cf_xarray does). It holds no logic of its own: each method calls the function of the same name
 with the wrapped object as first argument.
+
+``tree.scalex`` on an `xarray.DataTree` of one experiment by several routes (`scalex.compare`,
+``<entry>-compare.nc``) applies the same analyses to every route and stacks them along a
+``route`` dim (`scalex.experiments.compare.map_routes`), and draws the routes overlaid.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import xarray as xr
 
 from scalex.model.setup import Setup
 
-__all__ = ["ScalexAccessor"]
+__all__ = ["DataTreeAccessor", "ScalexAccessor"]
 
 
 def _delegate(module: str, name: str, doc_from: str | None = None):
@@ -93,3 +97,98 @@ class DatasetAccessor(ScalexAccessor):
 @xr.register_dataarray_accessor("scalex")
 class DataArrayAccessor(ScalexAccessor):
     """``da.scalex``: scalex methods on a DataArray such as ``ds.eg``."""
+
+
+# ---------------------------------------------------------------------------------- DataTree
+def _per_route(module: str, name: str):
+    def method(self, *args: Any, **kwargs: Any) -> xr.Dataset:
+        from scalex.experiments.compare import map_routes
+
+        func = getattr(import_module(f"scalex.{module}"), name)
+        return map_routes(self._obj, func, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = (f":func:`scalex.{module}.{name}` of every route, stacked along ``route`` "
+                      "(`scalex.experiments.compare.map_routes`).")
+    return method
+
+
+class _TreePlotNamespace:
+    """``tree.scalex.plot.compare()`` / ``.learning_curves()``: every route overlaid
+    (`scalex.viz.routes.route_curves`)."""
+
+    KINDS = ("compare", "learning_curves")
+
+    def __init__(self, obj: xr.DataTree) -> None:
+        self._obj = obj
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self.KINDS:
+            raise AttributeError(
+                f"{name}: a comparison tree draws {list(self.KINDS)}; plot one route with "
+                f"tree[route].to_dataset().scalex.plot.{name}(...)")
+        func = getattr(import_module("scalex.viz.plots"), name)
+        return lambda *args, **kwargs: func(self._obj, *args, **kwargs)
+
+    def __dir__(self) -> list[str]:
+        return list(self.KINDS)
+
+
+@xr.register_datatree_accessor("scalex")
+class DataTreeAccessor:
+    """``tree.scalex``: a comparison tree, one node per route (`scalex.compare`)."""
+
+    def __init__(self, obj: xr.DataTree) -> None:
+        self._obj = obj
+
+    @property
+    def routes(self) -> list[str]:
+        """The route nodes, in their order."""
+        from scalex.experiments.compare import routes_of
+
+        return routes_of(self._obj)
+
+    @property
+    def setup(self) -> Setup:
+        """The `Setup` recorded at the root (for sweeps selected to one member, that member's;
+        see `scalex.schema.member_setup`)."""
+        from scalex.schema import member_setup
+
+        return member_setup(self._obj.to_dataset())
+
+    @property
+    def plot(self) -> _TreePlotNamespace:
+        """The routes overlaid (`scalex.viz.plots.compare` of the tree)."""
+        return _TreePlotNamespace(self._obj)
+
+    def validate(self) -> xr.DataTree:
+        """Check every route node against the schema (`scalex.schema.validate`)."""
+        from scalex.schema import SchemaError, validate
+
+        for name in self.routes:
+            try:
+                validate(self._obj[name].to_dataset())
+            except SchemaError as err:
+                raise SchemaError(f"route {name!r}: {err}") from None
+        return self._obj
+
+    def to_netcdf(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+        """Atomic NetCDF write, a group per route (`scalex.experiments.compare.to_netcdf`)."""
+        from scalex.experiments.compare import to_netcdf
+
+        return to_netcdf(self._obj, path, **kwargs)
+
+    def to_zarr(self, path: str | os.PathLike[str]) -> Path:
+        """Atomic zarr write, a group per route (`scalex.experiments.compare.to_zarr`)."""
+        from scalex.experiments.compare import to_zarr
+
+        return to_zarr(self._obj, path)
+
+    hierarchy = _per_route("schema", "hierarchy")
+    plateau = _per_route("analysis.measures", "plateau")
+    local_exponent = _per_route("analysis.measures", "local_exponent")
+    fit_power_law = _per_route("analysis.measures", "fit_power_law")
+    convergence = _per_route("analysis.measures", "convergence")
+    summary = _per_route("analysis.measures", "summary")

@@ -53,6 +53,7 @@ __all__ = [
     "StabilityWarning",
     "check_record",
     "chunk_sizes",
+    "encodable",
     "make_dataset",
     "open_dataset",
     "storage_encoding",
@@ -335,7 +336,7 @@ def storage_encoding(var: xr.Variable, compression: int | None = COMPRESSION) ->
             "chunksizes": chunk_sizes(var.shape, var.dtype.itemsize)}
 
 
-def _encodable(ds: xr.Dataset, compression: int | None = COMPRESSION) -> xr.Dataset:
+def encodable(ds: xr.Dataset, compression: int | None = COMPRESSION) -> xr.Dataset:
     """A shallow copy NetCDF can store: attrs without None, bools as ints, the descriptions of
     `annotate`, and the storage encoding of `storage_encoding` on every variable."""
     out = ds.copy(deep=False)
@@ -364,7 +365,7 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike[str], *,
     """
     path = Path(path)
     with atomic_path(path) as tmp:
-        _encodable(ds, compression).to_netcdf(tmp, engine="netcdf4", **kwargs)
+        encodable(ds, compression).to_netcdf(tmp, engine="netcdf4", **kwargs)
     return path
 
 
@@ -377,7 +378,7 @@ def to_netcdf_bytes(ds: xr.Dataset, *, compression: int | None = COMPRESSION,
     the failure is a plain ``OSError(ENOSPC)`` and no file stays open, whereas HDF5 keeps a
     file open (a deleted temporary) when its final flush fails.
     """
-    return bytes(_encodable(ds, compression).to_netcdf(None, engine="netcdf4", **kwargs))
+    return bytes(encodable(ds, compression).to_netcdf(None, engine="netcdf4", **kwargs))
 
 
 def open_dataset(path: str | os.PathLike[str], *, chunks: Any = None, **kwargs: Any) -> xr.Dataset:

@@ -126,9 +126,8 @@ def test_exponential_rejects_log_time():
 
 
 def test_parallel_moments_match_serial_kernel():
-    # Two kernels: the parallel one factors Λ0 per c (fewer operations, another order), so
-    # they agree to rounding: s exactly (same formula), E to ~1e-15 relative (measured
-    # 4e-15 at K = 40; the terms of the sum have both signs).
+    # The same per-entry functions, serially over a batch or in parallel over the entries of
+    # one covariance: equal up to how the compiler contracts each loop nest (a few ulps).
     rng = np.random.default_rng(7)
     K, M = 12, 9
     A = rng.standard_normal((K + M, K + M)) / np.sqrt(K + M)
@@ -138,7 +137,7 @@ def test_parallel_moments_match_serial_kernel():
     s1, E1 = erf_moments(C[None], v, c, 0.04)
     s2, E2 = erf_moments_parallel(C, v, c, 0.04, *np.triu_indices(K))
     np.testing.assert_allclose(s2, s1[0], rtol=4 * np.finfo(float).eps, atol=0)
-    np.testing.assert_allclose(E2, E1[0], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(E2, E1[0], rtol=16 * np.finfo(float).eps, atol=0)
 
 
 def test_record_weighted_overlaps_only():

@@ -19,109 +19,98 @@ Array = NDArray[np.float64]
 __all__ = ["PARALLEL_MOMENTS_MIN_K", "erf_moments", "erf_moments_parallel", "field_moments"]
 
 
+@numba.njit(cache=True, inline="always")
+def _stein_row(C: Array, d: Array, v: Array, c: Array, i: int,
+               out: Array) -> None:  # pragma: no cover - compiled
+    """out[a] = s_ia of eq. (3.12) for g = erf(·/√2): v_i c_a J2(i, a) − δ_ia v_i Σ_c c_c I3(i,i,c),
+    with I3(i, i, a) = (2/π) C_ia / (d_i √(d_i d_a − C_ia²)) (from g'' = −x g'), d = 1 + diag C."""
+    two_pi = 2.0 / np.pi
+    acc = 0.0
+    for a in range(C.shape[0]):
+        j2 = two_pi / np.sqrt(d[i] * d[a] - C[i, a] ** 2)
+        out[a] = v[i] * c[a] * j2
+        acc += c[a] * C[i, a] * j2 / d[i]
+    out[i] -= v[i] * acc
+
+
+@numba.njit(cache=True, inline="always")
+def _pair_moment(C: Array, d: Array, v: Array, c: Array, noise2: float, i: int,
+                 j: int) -> float:  # pragma: no cover - compiled
+    """E_ij = v_i v_j Σ_{c,d} c_c c_d I4(i, j, c, d) + s² v_i v_j J2(i, j) (eqs. (3.10), (3.13)).
+
+    I4(i,j,c,d) = I4(i,j,d,c) halves the sum; Λ0(c, d) is linear in C_cd, C_id, C_jd with
+    coefficients that depend on c only, so they and 1/√Λ1(c) are computed once per c and the
+    inner loop is three products and an arcsine: K(K+1)/2 · n(n+1)/2 arcsines in all.
+    """
+    n = C.shape[0]
+    inv = np.empty(n)  # 1/√Λ1(c)
+    Cij = C[i, j]
+    lam4 = d[i] * d[j] - Cij**2
+    for a in range(n):
+        Cia, Cja = C[i, a], C[j, a]
+        inv[a] = 1.0 / np.sqrt(lam4 * d[a] - Cja**2 * d[i] - Cia**2 * d[j]
+                               + 2.0 * Cij * Cia * Cja)
+    total = 0.0
+    for cc in range(n):
+        Cic, Cjc = C[i, cc], C[j, cc]
+        a_c = lam4 * inv[cc]
+        b_c = (Cjc * d[i] - Cij * Cic) * inv[cc]
+        g_c = (Cic * d[j] - Cij * Cjc) * inv[cc]
+        diag = min(1.0, max(-1.0, (a_c * C[cc, cc] - b_c * Cjc - g_c * Cic) * inv[cc]))
+        row = 0.5 * c[cc] * np.arcsin(diag)
+        for dd in range(cc + 1, n):
+            arg = (a_c * C[cc, dd] - b_c * C[j, dd] - g_c * C[i, dd]) * inv[dd]
+            row += c[dd] * np.arcsin(min(1.0, max(-1.0, arg)))
+        total += 2.0 * c[cc] * row
+    value = v[i] * v[j] * (4.0 / np.pi**2) / np.sqrt(lam4) * total
+    if noise2 != 0.0:
+        value += noise2 * v[i] * v[j] * (2.0 / np.pi) / np.sqrt(lam4)
+    return value
+
+
 @numba.njit(cache=True)
 def erf_moments(C: Array, v: Array, c: Array, noise2: float) -> tuple[Array, Array]:
     """s_ia and E_ij for g = erf(·/√2) for a batch C (B, n, n) of covariances (docs/theory.md §3.3).
 
-    Closed forms J2, I3, I4 of docs/theory.md §3.3; E uses I4(i,j,c,d) = I4(j,i,c,d) = I4(i,j,d,c),
-    so it costs K(K+1)/2 · n(n+1)/2 arcsines. ``noise2`` = s² adds s² v_i v_j J2(i, j) to E.
+    Closed forms J2, I3, I4 of docs/theory.md §3.3 (`_stein_row`, `_pair_moment`).
+    ``noise2`` = s² adds s² v_i v_j J2(i, j) to E.
     """
     B, n = C.shape[0], C.shape[1]
     K = v.shape[0]
     s = np.empty((B, K, n))
     E = np.empty((B, K, K))
-    two_pi = 2.0 / np.pi
-    four_pi2 = 4.0 / np.pi**2
     d = np.empty(n)
-    lam1 = np.empty(n)
     for b in range(B):
         Cb = C[b]
         for a in range(n):
             d[a] = 1.0 + Cb[a, a]
         for i in range(K):
-            acc = 0.0
-            for a in range(n):
-                j2 = two_pi / np.sqrt(d[i] * d[a] - Cb[i, a] ** 2)
-                s[b, i, a] = v[i] * c[a] * j2
-                # I3(i, i, a) = (2/π) C_ia / (d_i √(d_i d_a − C_ia²)), from g'' = −x g'.
-                acc += c[a] * Cb[i, a] * j2 / d[i]
-            s[b, i, i] -= v[i] * acc
+            _stein_row(Cb, d, v, c, i, s[b, i])
         for i in range(K):
             for j in range(i, K):
-                Cij = Cb[i, j]
-                lam4 = d[i] * d[j] - Cij**2
-                for a in range(n):
-                    Cia, Cja = Cb[i, a], Cb[j, a]
-                    lam1[a] = lam4 * d[a] - Cja**2 * d[i] - Cia**2 * d[j] + 2.0 * Cij * Cia * Cja
-                total = 0.0
-                for cc in range(n):
-                    Cic, Cjc = Cb[i, cc], Cb[j, cc]
-                    for dd in range(cc, n):
-                        Cid, Cjd = Cb[i, dd], Cb[j, dd]
-                        lam0 = (lam4 * Cb[cc, dd] - Cjc * Cjd * d[i] - Cic * Cid * d[j]
-                                + Cij * Cic * Cjd + Cij * Cid * Cjc)
-                        arg = min(1.0, max(-1.0, lam0 / np.sqrt(lam1[cc] * lam1[dd])))
-                        weight = 1.0 if dd == cc else 2.0
-                        total += weight * c[cc] * c[dd] * np.arcsin(arg)
-                value = v[i] * v[j] * four_pi2 / np.sqrt(lam4) * total
-                if noise2 != 0.0:
-                    value += noise2 * v[i] * v[j] * two_pi / np.sqrt(lam4)
-                E[b, i, j] = value
-                E[b, j, i] = value
+                E[b, i, j] = E[b, j, i] = _pair_moment(Cb, d, v, c, noise2, i, j)
     return s, E
 
 
 @numba.njit(cache=True, parallel=True)
 def erf_moments_parallel(C: Array, v: Array, c: Array, noise2: float, pi: NDArray[np.intp],
-                          pj: NDArray[np.intp]) -> tuple[Array, Array]:
+                         pj: NDArray[np.intp]) -> tuple[Array, Array]:
     """`erf_moments` for one covariance C (n, n), the K(K+1)/2 pairs (i ≤ j) of E in parallel.
 
-    Λ0(c, d) of eq. (3.10) is linear in C_cd, C_id, C_jd with coefficients that depend on c
-    only; they and 1/√Λ1 are computed once per c, so the inner loop is three products and an
-    arcsine. The operations differ in order from `erf_moments`, so the two agree to rounding,
-    not bit for bit.
+    The same per-entry functions as `erf_moments`; each entry is one thread's sequential sum.
     """
     n = C.shape[0]
     K = v.shape[0]
     s = np.empty((K, n))
     E = np.empty((K, K))
-    two_pi = 2.0 / np.pi
-    four_pi2 = 4.0 / np.pi**2
     d = np.empty(n)
     for a in range(n):
         d[a] = 1.0 + C[a, a]
     for i in prange(K):
-        acc = 0.0
-        for a in range(n):
-            j2 = two_pi / np.sqrt(d[i] * d[a] - C[i, a] ** 2)
-            s[i, a] = v[i] * c[a] * j2
-            acc += c[a] * C[i, a] * j2 / d[i]
-        s[i, i] -= v[i] * acc
+        _stein_row(C, d, v, c, i, s[i])
     for k in prange(pi.shape[0]):
         i, j = pi[k], pj[k]
-        inv = np.empty(n)  # 1/√Λ1(c) of eq. (3.10)
-        Cij = C[i, j]
-        lam4 = d[i] * d[j] - Cij**2
-        for a in range(n):
-            Cia, Cja = C[i, a], C[j, a]
-            inv[a] = 1.0 / np.sqrt(lam4 * d[a] - Cja**2 * d[i] - Cia**2 * d[j]
-                                   + 2.0 * Cij * Cia * Cja)
-        total = 0.0
-        for cc in range(n):
-            Cic, Cjc = C[i, cc], C[j, cc]
-            # Λ0(c, d) = α_c C_cd − β_c C_jd − γ_c C_id with per-c coefficients
-            a_c = lam4 * inv[cc]
-            b_c = (Cjc * d[i] - Cij * Cic) * inv[cc]
-            g_c = (Cic * d[j] - Cij * Cjc) * inv[cc]
-            diag = min(1.0, max(-1.0, (a_c * C[cc, cc] - b_c * Cjc - g_c * Cic) * inv[cc]))
-            row = 0.5 * c[cc] * np.arcsin(diag)
-            for dd in range(cc + 1, n):
-                arg = (a_c * C[cc, dd] - b_c * C[j, dd] - g_c * C[i, dd]) * inv[dd]
-                row += c[dd] * np.arcsin(min(1.0, max(-1.0, arg)))
-            total += 2.0 * c[cc] * row
-        value = v[i] * v[j] * four_pi2 / np.sqrt(lam4) * total
-        if noise2 != 0.0:
-            value += noise2 * v[i] * v[j] * two_pi / np.sqrt(lam4)
+        value = _pair_moment(C, d, v, c, noise2, i, j)
         E[i, j] = value
         E[j, i] = value
     return s, E

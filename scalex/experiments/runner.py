@@ -4,7 +4,9 @@
 
 1. the sweep of the entry's main kind, resumable in ``store-<kind>/``
    (`scalex.experiments.sweep.sweep`), combined into ``<entry>.nc``;
-2. one sweep per ``compare`` kind on the same grid: ``store-<kind>/`` and ``<entry>-<kind>.nc``;
+2. one sweep per ``compare`` kind on the same grid: ``store-<kind>/`` and ``<entry>-<kind>.nc``,
+   and all kinds together as ``<entry>-compare.nc``, an `xarray.DataTree` with one group per
+   kind (`scalex.experiments.compare.comparison_tree`);
 3. the ``analyses`` (`summarise_entry`): ``summary`` (`scalex.analysis.measures.summary`) and
    ``escape`` (`scalex.analysis.predictions.escape_predictions`, within ``escape_timeout``
    seconds), merged into ``<entry>-summary.nc``;
@@ -37,6 +39,7 @@ from numpy.typing import NDArray
 
 from scalex.analysis.predictions import ESCAPE_TIMEOUT_S, escape_predictions
 from scalex.experiments.catalog import Entry, PlotSpec
+from scalex.experiments.compare import write_routes
 from scalex.experiments.intake import write_intake_catalog
 from scalex.experiments.kinds import KINDS
 from scalex.experiments.sweep import sweep
@@ -339,7 +342,8 @@ def run_entry(
     """Run one catalog entry into ``out`` (default ``./scalex-results/<entry>``).
 
     Writes ``store-<kind>/`` (the resumable member store), ``<entry>.nc`` (the combined result),
-    ``<entry>-<kind>.nc`` for each ``compare`` kind, ``<entry>-summary.nc`` (analyses), the
+    ``<entry>-<kind>.nc`` for each ``compare`` kind and ``<entry>-compare.nc`` (every kind, a
+    DataTree group each), ``<entry>-summary.nc`` (analyses), the
     plots, ``report.html`` if ``report``, and ``catalog.yaml`` (intake). Problems that do not
     invalidate the results (a failed plot, a failed member) are listed in ``problems``.
     ``escape_timeout`` bounds the time (seconds) of the escape predictions, which run in
@@ -366,6 +370,11 @@ def run_entry(
         other.attrs.update(_entry_attrs(entry))
         result.comparisons[kind] = other
         result.files[kind] = to_netcdf(other, out_dir / f"{entry.name}-{kind}.nc")
+    if result.comparisons:  # every kind on this grid as one DataTree, a group per kind
+        tree = write_routes(out_dir / f"{entry.name}-compare.nc",
+                            {entry.kind: ds, **result.comparisons}, result.problems)
+        if tree is not None:
+            result.files["compare tree"] = tree
     result.summary = summarise_entry(ds, entry.analyses, result.problems, escape_timeout, workers)
     if result.summary is not None:
         result.summary.attrs.update(_entry_attrs(entry))

@@ -1,5 +1,8 @@
 """Learning-curve plots: ε_g(α) of one result or a sweep, and theory against simulation.
 
+Both also take a comparison `xarray.DataTree` (`scalex.compare`, ``<entry>-compare.nc``) and
+then draw every route of it (`scalex.viz.routes.route_curves`).
+
 `learning_curves` draws a variable (default ``eg``) on log–log axes, one colour per value of
 the overlay dim, a seed mean with a band, sliders for the other sweep dims, and optionally the
 measured plateau (`scalex.analysis.plateau`) as a shaded span and a theory as a dashed curve
@@ -67,7 +70,7 @@ def _plateau_info(ds: xr.Dataset | xr.DataArray, plateau: xr.Dataset | None) -> 
 
 
 def learning_curves(
-    ds: xr.Dataset | xr.DataArray,
+    ds: xr.Dataset | xr.DataArray | xr.DataTree,
     over: str | None = None,
     *,
     variable: str = "eg",
@@ -88,7 +91,10 @@ def learning_curves(
 
     Parameters
     ----------
-    ds : a scalex result (ODE, simulation, linear theory or a sweep of them), or its ``eg``.
+    ds : a scalex result (ODE, simulation, linear theory or a sweep of them), or its ``eg``;
+        or a comparison DataTree, whose routes are overlaid in distinct line styles
+        (`scalex.viz.routes.route_curves`; ``mark_plateau``, ``plateau``, ``ds_theory`` and
+        ``labels`` do not apply then).
     over : sweep dim to overlay with the colour map ``cmap``; default the first sweep dim.
         ``over="seed"`` draws every seed instead of their mean.
     variable : the variable to draw against α (default ``"eg"``).
@@ -108,6 +114,15 @@ def learning_curves(
     An `hv.Overlay` of `hv.Curve` (and `hv.Area` bands, `hv.VSpan`/`hv.VLine` plateau marks),
     or an `hv.HoloMap` of them keyed by the remaining sweep dims.
     """
+    if isinstance(ds, xr.DataTree):
+        if mark_plateau or plateau is not None or ds_theory is not None or labels is not None:
+            raise ValueError("ds: a comparison DataTree draws its own routes; mark_plateau, "
+                             "plateau, ds_theory and labels apply to a Dataset")
+        from scalex.viz.routes import route_curves
+
+        return route_curves(ds, over, variable=variable, band=band, cmap=cmap, logx=logx,
+                            logy=logy, title_text=title_text, ylim=ylim, width=width,
+                            height=height)
     style.load_backends()
     da = _alpha_data(ds, variable)
     theory = None if ds_theory is None else _alpha_data(ds_theory, variable)
@@ -176,12 +191,16 @@ def _method_name(ds: xr.Dataset | xr.DataArray, fallback: str) -> str:
 
 
 def compare(
-    ds_sim: xr.Dataset | xr.DataArray,
-    ds_theory: xr.Dataset | xr.DataArray,
+    ds_sim: xr.Dataset | xr.DataArray | xr.DataTree,
+    ds_theory: xr.Dataset | xr.DataArray | None = None,
     over: str | None = None,
     **options: Any,
 ) -> hv.Overlay | hv.HoloMap:
     """Theory (dashed) over simulation (solid, seed mean with a band), e.g. ODE on SGD.
+
+    ``compare(tree)`` of a comparison DataTree (`scalex.compare`) draws all its routes, one
+    line style each (`scalex.viz.routes.route_curves`, which takes ``routes``, ``variable``,
+    ``band``, ``cmap``, ``logx``, ``logy``, ``title_text``, ``ylim``, ``width``, ``height``).
 
     Sweep dims are taken from ``ds_sim``; ``ds_theory`` is selected at the same values where
     it has the dim and drawn unchanged where it has not (one theory curve for all seeds).
@@ -193,4 +212,13 @@ def compare(
     Returns an `hv.Overlay` (or `hv.HoloMap` over the remaining sweep dims) of `hv.Curve`
     elements.
     """
+    if isinstance(ds_sim, xr.DataTree):
+        if ds_theory is not None:
+            raise ValueError("ds_theory: a comparison DataTree holds its theories as routes; "
+                             "pass the tree alone (over by keyword: compare(tree, over='L'))")
+        from scalex.viz.routes import route_curves
+
+        return route_curves(ds_sim, over, **options)
+    if ds_theory is None:
+        raise ValueError("ds_theory: required unless ds_sim is a comparison DataTree")
     return learning_curves(ds_sim, over, ds_theory=ds_theory, **options)

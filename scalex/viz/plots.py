@@ -12,6 +12,8 @@ sweep dimension becomes a slider of a `holoviews.HoloMap` (static, so it exports
 This module gathers the public names of `scalex.viz`:
 
 * `learning_curves`, `compare` (`scalex.viz.curves`): ε_g(α), and theory over simulation;
+  given a comparison `xarray.DataTree` (`scalex.compare`), every route of it overlaid
+  (`scalex.viz.routes`);
 * `local_exponent`, `plateau_length`, `predicted_exponent` (`scalex.viz.scaling`): the local
   exponent against β/(1+β), and measured against predicted plateau lengths;
 * `order_parameters` (`scalex.viz.overlaps`): heatmaps of q^τ and r^τ, or linear mode errors;
@@ -19,7 +21,8 @@ This module gathers the public names of `scalex.viz`:
 * `dimension`, `title` (`scalex.viz.style`) and `extend`, `sweep_dims` (`scalex.viz.series`),
   for building further plots.
 
-Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor.
+Also reached as ``ds.scalex.plot.<name>(...)`` through the accessor, and
+``tree.scalex.plot.compare()`` for a comparison tree.
 """
 
 
