@@ -8,8 +8,10 @@ warnings, a one-time warm-up or a failure added.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -52,6 +54,31 @@ def warning(setup: Setup, alpha, seed: int) -> xr.Dataset:
     return fake(setup, alpha, seed)
 
 
+def logged(setup: Setup, alpha, seed: int, log: str = "", delay: float = 0.0,
+           hang_seed: int = -1) -> xr.Dataset:
+    """`fake` that appends "<pid> <setup hash> <seed>" to the file ``log`` (one line per
+    computation, from any process), after ``delay`` seconds. The member with seed
+    ``hang_seed`` hangs for 120 s the first time (until ``<log>.hung`` exists, which it
+    creates with its pid): a member certainly in flight, for a test to kill its worker."""
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()} {setup.hash} {seed}\n")
+    hung = Path(f"{log}.hung")
+    if seed == hang_seed and not hung.exists():
+        hung.write_text(str(os.getpid()))
+        time.sleep(120)
+    time.sleep(delay)
+    return fake(setup, alpha, seed)
+
+
+def linear_logged(setup: Setup, alpha, seed: int, log: str = "") -> xr.Dataset:
+    """`scalex.engines.linear.linear_theory` of the seed's draw, logged as by `logged`."""
+    from scalex.engines.linear import linear_theory
+
+    with open(log, "a") as fh:
+        fh.write(f"{os.getpid()} {setup.hash} {seed}\n")
+    return linear_theory(setup, alpha, seed=seed)
+
+
 _WARM: dict[str, bool] = {}
 
 
@@ -66,5 +93,6 @@ def warmup(setup: Setup, alpha, seed: int, delay: float = 2.0) -> xr.Dataset:
 
 def register() -> None:
     for name, func in (("f_fake", fake), ("f_slow", slow), ("f_failing", failing),
-                       ("f_warning", warning), ("f_warmup", warmup)):
+                       ("f_warning", warning), ("f_warmup", warmup), ("f_logged", logged),
+                       ("f_linear_logged", linear_logged)):
         register_kind(name, func, overwrite=True)

@@ -143,6 +143,46 @@ def test_order_of_over_sets_dim_order():
     assert ds.attrs["sweep_dims"] == "K L"
 
 
+def described(setup, alpha, seed):
+    """`fake` with an extra variable of its own description."""
+    ds = fake(setup, alpha, seed)
+    ds["gap"] = ("alpha", np.asarray(alpha) * setup.L, {"long_name": "a test gap", "units": "m"})
+    return ds
+
+
+register_kind("described", described, overwrite=True)
+
+
+def test_every_variable_keeps_or_gets_long_name_and_units(tmp_path):
+    for ds in (sweep("described", BASE, {"L": [1, 2], "K=M": [2, 3]}, seeds=2, alpha=ALPHA,
+                     **_quiet()),
+               sweep("described", BASE, {"L": [1, 2]}, alpha=ALPHA, store=tmp_path,
+                     **_quiet())):
+        for name, var in ds.variables.items():
+            assert var.attrs.get("long_name") and "units" in var.attrs, name
+        assert ds["gap"].attrs == {"long_name": "a test gap", "units": "m"}  # the member's
+        assert ds["setup_hash"].attrs["units"] == "1" and ds["L"].attrs["units"] == "1"
+        assert not {"long_name", "units"} & set(ds.attrs)
+
+
+def test_attrs_and_manifest_record_the_same_spec(tmp_path):
+    over = {"K=M": [2, 3], "L": [1, 2]}
+    ds = sweep("fake", BASE, over, seeds=[4, 1], alpha=ALPHA, store=tmp_path, **_quiet())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["over"] == [["K=M", [2, 3]], ["L", [1, 2]]]  # in the order of the dims
+    assert json.loads(ds.attrs["sweep_over"]) == dict(manifest["over"]) == over
+    assert json.loads(ds.attrs["sweep_seeds"]) == manifest["seeds"] == [4, 1]
+    assert list(ds["seed"].values) == [4, 1]
+    assert ds.attrs["sweep_key"] == manifest["key"]
+    assert ds.attrs["sweep_kind"] == manifest["kind"] == "fake"
+    assert ds.attrs["n_alpha"] == len(manifest["alpha"]) == ALPHA.size
+    np.testing.assert_array_equal(manifest["alpha"], ALPHA)
+    assert scalex.Setup.from_dict(manifest["base_setup"]) == scalex.Setup.from_attrs(ds.attrs)
+    direct = sweep("fake", BASE, over, seeds=[4, 1], alpha=ALPHA, **_quiet())
+    for key in ("sweep_over", "sweep_seeds", "sweep_key", "sweep_kind", "scalex_setup"):
+        assert direct.attrs[key] == ds.attrs[key], key
+
+
 @settings(max_examples=8)
 @given(
     Ls=st.lists(st.sampled_from([1, 2, 4, 8]), min_size=1, max_size=3, unique=True),

@@ -4,30 +4,35 @@
 dimensions, in the order of ``over``, and ``seed``, followed by the schema dimensions. It adds
 ``setup_hash(*sweep dims)``, a coordinate for each further field of a linked axis ("K=M") and
 the sweep attributes (``sweep_kind``, ``sweep_dims``, ``sweep_over``, ``sweep_seeds``,
-``sweep_key``, ``padding``) to those of the base `Setup`. `normalise_member` brings a kind's
-output to member form: no seed dim, a 0-d ``status``, and the requested α grid where the kind
-reports α rounded to whole SGD steps. `placeholder_member` is the NaN stand-in for a member
-without data, and `warn_bad_members` issues the warnings of failed, missing and diverged members.
+``sweep_key``, ``padding``; made from `sweep_spec`, the record ``manifest.json`` also holds)
+to those of the base `Setup`. Variables and coordinates keep the ``long_name``/``units`` of
+the members. `normalise_member` brings a kind's output to member form: no seed dim, a 0-d
+``status``, and the requested α grid where the kind reports α rounded to whole SGD steps.
+`placeholder_member` is the NaN stand-in for a member without data, and `warn_bad_members`
+issues the warnings of failed, missing and diverged members.
 
 Ragged dimensions
     Members can differ in L, K and M. The ``group``, ``student_i/j`` and ``teacher_n/m``
     dimensions of the result are those of the largest member; a smaller member's values beyond
     its own size are NaN (``attrs["padding"]`` says so). The padding keeps a dask-backed member
-    in one block. Per-member coordinates become multi-dimensional over the sweep dimensions they
-    depend on, e.g. ``eigenvalue(L, group)``.
+    in one block; `scalex.schema.to_netcdf` stores a member per compressed chunk, so on disk
+    the padding costs next to nothing (benchmarks/bench_files.py). Per-member coordinates
+    become multi-dimensional over the sweep dimensions they depend on, e.g.
+    ``eigenvalue(L, group)``.
 """
 
 from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from scalex.common.seeds import check_seeds
 from scalex.experiments.errors import SweepWarning
 from scalex.experiments.grid import Member
 from scalex.model.axes import Axis, parse_over
@@ -36,7 +41,8 @@ from scalex.schema import COORDS, DIMS, DivergenceWarning, annotate, base_attrs
 
 PADDING_NOTE = (
     "ragged dims (group, student_i, student_j, teacher_n, teacher_m) are NaN-padded to the "
-    "largest member; a member's own sizes are the L, K, M of its Setup"
+    "largest member; a member's own sizes are the L, K, M of its Setup. Files written by "
+    "scalex store one member per compressed chunk, so the padding takes almost no space"
 )
 
 
@@ -156,7 +162,8 @@ def _pad_variable(var: xr.DataArray, widths: Mapping[str, tuple[int, int]]) -> x
     return xr.Variable(var.dims, data, var.attrs)
 
 
-def _constant_along(values: NDArray[Any], axis: int) -> bool:
+def constant_along(values: NDArray[Any], axis: int) -> bool:
+    """Whether ``values`` are the same (NaN equal to NaN) at every position along ``axis``."""
     first = np.take(values, [0], axis=axis)
     if values.dtype.kind in "fc":
         same = (values == first) | (np.isnan(values) & np.isnan(first))
@@ -185,10 +192,14 @@ def combine_members(
     # reduced to the sweep dims they actually vary along.
     aux: set[str] = set()
     prepared: dict[tuple[int, ...], xr.Dataset] = {}
+    var_attrs: dict[str, dict[str, Any]] = {}  # combine_nested drops the variables' attrs
     for idx, ds in datasets.items():
         names = [c for c in ds.coords if c not in ds.indexes]
         aux.update(names)
         prepared[idx] = ds.reset_coords(names).drop_attrs(deep=False)
+        for name, var in ds.variables.items():
+            if var.attrs and str(name) not in var_attrs:
+                var_attrs[str(name)] = dict(var.attrs)
     prepared = _pad_members(prepared)
 
     def nest(prefix: tuple[int, ...], depth: int) -> Any:
@@ -212,7 +223,7 @@ def combine_members(
         var = out[name]
         values = np.asarray(var.values)
         for dim in member_dims:
-            if dim in var.dims and _constant_along(values, var.get_axis_num(dim)):
+            if dim in var.dims and constant_along(values, var.get_axis_num(dim)):
                 var = var.isel({dim: 0}, drop=True)
                 values = np.asarray(var.values)
         out = out.drop_vars(name).assign_coords({name: var.copy(data=values)})
@@ -240,24 +251,92 @@ def combine_members(
     )
     for var in out.variables.values():
         var.encoding = {}  # a member file's int dtype cannot hold the NaN padding
+    for name, attrs in var_attrs.items():
+        if name in out.variables:
+            for attr, value in attrs.items():
+                out[name].attrs.setdefault(attr, value)
     method = next(
         (ds.attrs.get("method") for ds in datasets.values() if ds.attrs.get("method")), kind
     )
-    out.attrs = _sweep_attrs(kind, method, base_setup, over, axes, seed_values, alpha, key)
+    spec = sweep_spec(kind, base_setup, over, seed_values, alpha, key)
+    out.attrs = _sweep_attrs(spec, base_setup, method, axes)
     _annotate_sweep(out, axes)
     return out
 
 
-def _sweep_attrs(
+def sweep_skeleton(
+    members: Sequence[Member],
     kind: str,
-    method: str,
     base_setup: Setup,
     over: Mapping[str, Sequence[Any]] | None,
-    axes: Sequence[Axis],
-    seeds: Sequence[int],
     alpha: NDArray[np.float64],
     key: str,
-) -> dict[str, Any]:
+    method: str,
+) -> xr.Dataset:
+    """The coordinates and attributes `combine_members` gives a sweep, made from the members'
+    Setups alone (no member data): sweep dims, ``seed``, ``alpha``, ``group`` of the largest L,
+    ``eigenvalue`` and ``multiplicity`` (NaN-padded, reduced to the sweep dims they vary
+    along), linked fields and ``setup_hash``; ``status`` ("" for every member) carries the
+    member dims. The template of a zarr store (`scalex.experiments.zarr_store`)."""
+    axes = parse_over(over)
+    seed_values = [s for s, _ in sorted({m.seed: m.index[-1] for m in members}.items(),
+                                        key=lambda kv: kv[1])]
+    member_dims = [ax.dim for ax in axes] + ["seed"]
+    shape = (*(len(ax.values) for ax in axes), len(seed_values))
+    setups = {m.index[:-1]: m.setup for m in members}
+    G = max(s.L for s in setups.values())
+    ragged = any(s.L != G for s in setups.values())
+    eig = np.full((*shape[:-1], G), np.nan)
+    mult = np.full((*shape[:-1], G), np.nan)
+    hashes = np.empty(shape[:-1], dtype=object)
+    for idx, setup in setups.items():
+        eig[(*idx, slice(setup.L))] = setup.spectrum.eigenvalues
+        mult[(*idx, slice(setup.L))] = setup.spectrum.multiplicities
+        hashes[idx] = setup.hash
+    coords: dict[str, Any] = {ax.dim: list(ax.values) for ax in axes}
+    coords.update(seed=seed_values, alpha=alpha, group=np.arange(1, G + 1))
+    for name, values in (("eigenvalue", eig), ("multiplicity", mult if ragged
+                                                 else mult.astype(np.int64))):
+        var = xr.Variable([ax.dim for ax in axes] + ["group"], values)
+        for ax in axes:
+            if constant_along(var.values, var.get_axis_num(ax.dim)):
+                var = var.isel({ax.dim: 0})
+        coords[name] = var
+    for ax in axes:
+        for other in ax.fields[1:]:
+            coords[other] = (ax.dim, list(ax.values))
+    coords["setup_hash"] = ([ax.dim for ax in axes], hashes)
+    out = xr.Dataset({"status": (member_dims, np.full(shape, "", dtype=object))},
+                     coords=coords)
+    spec = sweep_spec(kind, base_setup, over, seed_values, alpha, key)
+    out.attrs = _sweep_attrs(spec, base_setup, method, axes)
+    _annotate_sweep(out, axes)
+    return out
+
+
+def sweep_spec(kind: str, base_setup: Setup, over: Mapping[str, Sequence[Any]] | None,
+               seeds: int | Iterable[int], alpha: NDArray[np.float64], key: str) -> dict[str, Any]:
+    """The JSON record of a sweep's specification: the core of the store's ``manifest.json``
+    (`scalex.experiments.store.write_manifest`) and of the combined Dataset's sweep attrs.
+
+    ``over`` is a list of ``[field, values]`` pairs (the axis order is the dim order, and JSON
+    writers may sort a mapping's keys); ``seeds`` as `scalex.common.seeds.check_seeds` gives
+    them.
+    """
+    return {
+        "kind": kind,
+        "base_setup": base_setup.to_dict(),
+        "over": [[k, jsonable(list(v))] for k, v in (over or {}).items()],
+        "seeds": list(check_seeds(seeds)),
+        "alpha": [float(a) for a in alpha],
+        "key": key,
+    }
+
+
+def _sweep_attrs(spec: Mapping[str, Any], base_setup: Setup, method: str,
+                 axes: Sequence[Axis]) -> dict[str, Any]:
+    """Global attrs of a combined sweep from its `sweep_spec`: the base Setup's and sweep_*."""
+    kind = spec["kind"]
     dims = " ".join(ax.dim for ax in axes)
     attrs = base_attrs(base_setup, method, title=f"scalex {kind} sweep over {dims or 'seed'}")
     swept = " ".join(name for ax in axes for name in ax.fields)
@@ -270,22 +349,25 @@ def _sweep_attrs(
             f"of the sweep; the swept fields ({swept or 'none'}) vary along their coordinates. "
             "A member's own Setup: ds.sel(...).scalex.setup or scalex.schema.member_setup"
         ),
-        sweep_over=json.dumps({k: jsonable(list(v)) for k, v in (over or {}).items()}),
-        sweep_seeds=np.asarray(seeds, dtype=np.int64),
-        sweep_key=key,
-        n_alpha=int(alpha.size),
+        sweep_over=json.dumps(dict(spec["over"])),
+        sweep_seeds=json.dumps(spec["seeds"]),
+        sweep_key=spec["key"],
+        n_alpha=len(spec["alpha"]),
         padding=PADDING_NOTE,
     )
     return attrs
 
 
 def _annotate_sweep(ds: xr.Dataset, axes: Sequence[Axis]) -> None:
+    """``long_name`` and ``units`` of the schema names and of the sweep's own coordinates."""
     annotate(ds)
     for ax in axes:
         for name in ax.fields:
             ds[name].attrs.setdefault("long_name", f"swept Setup field {name}")
+            ds[name].attrs.setdefault("units", "1")  # every Setup field is dimensionless
     ds["seed"].attrs.setdefault("long_name", COORDS["seed"][0])
     ds["setup_hash"].attrs["long_name"] = "Setup.hash of the member (names its store file)"
+    ds["setup_hash"].attrs["units"] = "1"
 
 
 def jsonable(obj: Any) -> Any:

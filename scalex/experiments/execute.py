@@ -58,6 +58,7 @@ from scalex.experiments.store import (
     write_marker,
     write_member,
 )
+from scalex.experiments.zarr_store import ZarrTarget, finished
 
 #: The local schedulers `scalex.sweep` runs members on ("auto" chooses one of the others).
 SCHEDULERS = ("auto", "synchronous", "threads", "processes")
@@ -89,6 +90,7 @@ class Outcome(NamedTuple):
     data: xr.Dataset | None
     error: str | None
     warnings: tuple[tuple[type[Warning], str], ...] = ()
+    trace: str = ""  # the traceback of a failed member
 
 
 def run_member(
@@ -97,18 +99,28 @@ def run_member(
     member: Member,
     alpha: NDArray[np.float64],
     kind_kwargs: Mapping[str, Any],
-    store: str | None,
+    store: str | ZarrTarget | None,
     key: str,
     run_id: str = "",
 ) -> Outcome:
     """Compute one member (the body of one dask task) and, with a store, write it there.
 
-    An exception of the kind is recorded (a failure marker in the store); a full disk is not
-    a member's failure and propagates as ``OSError(ENOSPC)`` naming the file.
+    ``store`` is a NetCDF store directory (one file per member) or the `ZarrTarget` of a zarr
+    store (the member's region; a member the zarr store already holds as finished is not
+    computed again, e.g. when a cluster reruns the task of a lost worker). An exception of the
+    kind is recorded (a failure marker, or the member's status and error in a zarr store); a
+    full disk is not a member's failure and propagates as ``OSError(ENOSPC)`` naming the store.
     """
     if run_id in _CANCELLED:
         return Outcome("cancelled", None, "cancelled")
-    path = member_path(store, kind, member.setup, member.seed) if store else None
+    zarr = store if isinstance(store, ZarrTarget) else None
+    path = (member_path(store, kind, member.setup, member.seed)
+            if store is not None and zarr is None else None)
+    if zarr is not None:
+        done = zarr.stored_status(member.index)
+        if finished(done):  # a task run again after a lost worker: its member is stored
+            return Outcome(done, None, None)
+    arrays: dict[str, Any] = {}
     with capture_warnings() as caught:
         try:
             ds = func(member.setup, alpha, member.seed, **kind_kwargs)
@@ -116,18 +128,27 @@ def run_member(
                 raise TypeError(
                     f"kind {kind!r} returned {type(ds).__name__}, not an xarray.Dataset")
             ds = normalise_member(ds, alpha, member.setup.N).load()
+            if zarr is not None:
+                arrays = zarr.prepare(ds)
         except Exception as err:  # any error of one member is recorded; the grid goes on
             msg = f"failed: {type(err).__name__}: {err}".strip()
-            if path is not None and run_id not in _CANCELLED:
-                write_marker(path, member, kind, msg + "\n" + traceback.format_exc())
-            return Outcome("failed", None, msg, _as_notes(caught))
+            trace = traceback.format_exc()
+            if run_id not in _CANCELLED:
+                if path is not None:
+                    write_marker(path, member, kind, msg + "\n" + trace)
+                elif zarr is not None:
+                    zarr.write(member.index, {}, msg, trace)
+            return Outcome("failed", None, msg, _as_notes(caught), trace)
     status = status_of(ds)
     ds.attrs.update(seed=member.seed, sweep_kind=kind, sweep_key=key)
-    if path is not None:
+    if zarr is not None or path is not None:
         if run_id in _CANCELLED:
             return Outcome("cancelled", None, "cancelled", _as_notes(caught))
-        write_member(ds, path)
-        marker_path(path).unlink(missing_ok=True)
+        if zarr is not None:
+            zarr.write(member.index, arrays, status)
+        elif path is not None:
+            write_member(ds, path)
+            marker_path(path).unlink(missing_ok=True)
         return Outcome(status, None, None, _as_notes(caught))
     return Outcome(status, ds, None, _as_notes(caught))
 

@@ -27,7 +27,7 @@ __all__ = ["SWEEP_OPTIONS", "check_kind_options", "kind_option_names", "kind_opt
 
 #: keyword arguments the sweep itself takes (``scalex run`` options), not the kind's
 SWEEP_OPTIONS = ("client", "store", "batch_size", "progress", "scheduler", "workers",
-                 "scheduler_timeout")
+                 "scheduler_timeout", "per_group")
 #: arguments the sweep fills in for every member
 _MEMBER_ARGS = ("setup", "alpha", "seed", "seeds")
 

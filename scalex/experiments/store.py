@@ -1,15 +1,19 @@
 """The per-member result store of a sweep (``sweep(..., store=path)``) and `open_store`.
 
+This module is the NetCDF directory store; a path ending in ``.zarr`` is a zarr store
+(`scalex.experiments.zarr_store`), which `open_store` opens too. Both share the manifest
+record (`manifest_record`) and the run lock (`run_lock`).
+
 Result store
     Every member is written, as soon as it finishes and by the worker that ran it, to its own
     NetCDF file ``<kind>-<setup hash>-s<seed>.nc`` (`member_path`; atomically: temporary file
-    and rename). A member that raised leaves a JSON marker
-    ``<kind>-<setup hash>-s<seed>.failed.json`` (`write_marker`: the error, its traceback, the
-    Setup and the seed) instead. A rerun skips every member whose file is present and valid,
-    and retries the failed ones: an exception may be transient (memory, a lost worker), whereas
-    a divergence is a deterministic result and is kept. ``manifest.json`` (`write_manifest`)
-    records the sweep specification so that `open_store` can rebuild the combined Dataset
-    lazily (dask-backed).
+    and rename; compressed as by `scalex.schema.to_netcdf`). A member that raised leaves a
+    JSON marker ``<kind>-<setup hash>-s<seed>.failed.json`` (`write_marker`: the error, its
+    traceback, the Setup and the seed) instead. A rerun skips every member whose file is
+    present and valid, and retries the failed ones: an exception may be transient (memory, a
+    lost worker), whereas a divergence is a deterministic result and is kept.
+    ``manifest.json`` (`write_manifest`) records the sweep specification so that `open_store`
+    can rebuild the combined Dataset lazily (dask-backed).
 
 A member file is valid (`stored_ok`, `open_member`) if it opens and holds ``eg``, ``status``,
 the Setup record and the *sweep key*: `sweep_key` hashes the kind, the α grid and the kind
@@ -22,7 +26,8 @@ Faults: a member is written by `write_member` (its NetCDF image built in memory,
 disk by the shared atomic writer), so a full disk is a plain ``OSError(ENOSPC)`` naming the
 file, with no temporary left behind or open. A killed writer leaves only a temporary
 ``.<member>.nc.<random>.tmp``; `store_session` removes those when a sweep starts and no other
-sweep is running into the store (a shared ``flock`` on `LOCK` that every live sweep holds).
+sweep is running into the store (`run_lock`: a shared ``flock`` on `LOCK` that every live sweep
+holds).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +48,16 @@ from numpy.typing import NDArray
 
 from scalex._version import __version__
 from scalex.common.atomic import remove_stale_temporaries, write_bytes, write_text
-from scalex.common.seeds import check_seeds
 from scalex.experiments.combine import (
     combine_members,
     jsonable,
     normalise_member,
     placeholder_member,
+    sweep_spec,
 )
 from scalex.experiments.errors import StoreMismatchError
 from scalex.experiments.grid import Member, grid_members
+from scalex.experiments.zarr_store import is_zarr_store, open_zarr_store
 from scalex.model.setup import ATTR_KEY, Setup
 
 MANIFEST = "manifest.json"
@@ -170,6 +176,9 @@ def write_manifest(
     kind_kwargs: Mapping[str, Any],
     key: str,
 ) -> None:
+    """Write ``manifest.json``: the `sweep_spec` record (the same the combined Dataset's sweep
+    attrs are made of), the kind options and the format version. Raises
+    `StoreMismatchError` if the store holds a sweep with another key."""
     path = store / MANIFEST
     if path.exists():
         old = read_manifest(store)
@@ -178,21 +187,27 @@ def write_manifest(
                 f"store: {store} holds a {old.get('kind')!r} sweep with a different alpha grid, "
                 f"kind or kind options; use a new store directory (or delete this one)"
             )
-    manifest = {
+    write_json(path, manifest_record(kind, base_setup, over, seeds, alpha, kind_kwargs, key))
+
+
+def manifest_record(
+    kind: str,
+    base_setup: Setup,
+    over: Mapping[str, Sequence[Any]] | None,
+    seeds: int | Iterable[int],
+    alpha: NDArray[np.float64],
+    kind_kwargs: Mapping[str, Any],
+    key: str,
+) -> dict[str, Any]:
+    """The manifest of a store (``manifest.json``; a zarr store's ``scalex_manifest`` attr)."""
+    return {
         "format": STORE_FORMAT,
         "version": 1,
-        "kind": kind,
-        "base_setup": base_setup.to_dict(),
-        # Pairs, not a mapping: the axis order is the dim order and JSON keys get sorted.
-        "over": [[k, jsonable(list(v))] for k, v in (over or {}).items()],
-        "seeds": list(check_seeds(seeds)),
-        "alpha": [float(a) for a in alpha],
+        **sweep_spec(kind, base_setup, over, seeds, alpha, key),
         "kind_kwargs": jsonable(dict(kind_kwargs)),
-        "key": key,
         "scalex_version": __version__,
         "written": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    write_json(path, manifest)
 
 
 def read_manifest(store: Path) -> dict[str, Any]:
@@ -211,12 +226,16 @@ def read_manifest(store: Path) -> dict[str, Any]:
 def open_store(path: str | os.PathLike[str], *, chunks: Any = None) -> xr.Dataset:
     """Open the combined Dataset of a sweep store lazily (every member dask-backed).
 
-    The sweep dims are rebuilt from ``manifest.json`` and the member Setups; a member whose
+    A zarr store (``<name>.zarr``) is opened by `scalex.experiments.zarr_store.open_zarr_store`:
+    the stored, already padded arrays, one dask block per member. For a NetCDF directory: the
+    sweep dims are rebuilt from ``manifest.json`` and the member Setups; a member whose
     file is missing gets NaN data and status "missing" (or its recorded "failed: ..." error).
     ``chunks`` is passed to `xarray.open_dataset` for each member file (default -1: one
     dask chunk per variable and member).
     """
     store = Path(path)
+    if is_zarr_store(store) or (store / "zarr.json").exists():
+        return open_zarr_store(store, chunks)
     manifest = read_manifest(store)
     kind = manifest["kind"]
     base = Setup.from_dict(manifest["base_setup"])
@@ -248,21 +267,32 @@ def store_session(store: Path) -> Iterator[int]:
     """Hold the store's run lock for a sweep; yield how many stale temporaries were removed.
 
     Writes are atomic (`scalex.common.atomic`): a killed writer leaves only its temporary
-    ``.<member>.nc.<random>.tmp``. Every live sweep holds a shared `fcntl.flock` on `LOCK`;
-    a sweep that can take the lock exclusively knows that no other sweep (nor any worker of
-    one) is writing into the store, removes the temporaries left there, and then shares the
+    ``.<member>.nc.<random>.tmp``, which `run_lock` removes when no other sweep runs into the
+    store (the lock is the file `LOCK` in the store).
+    """
+    store.mkdir(parents=True, exist_ok=True)
+    with run_lock(store / LOCK, lambda: remove_stale_temporaries(store)) as removed:
+        yield removed
+
+
+@contextlib.contextmanager
+def run_lock(lock: Path, clean: Callable[[], int]) -> Iterator[int]:
+    """Hold a shared ``flock`` on ``lock`` for a sweep; yield what ``clean()`` returned.
+
+    Every live sweep holds a shared `fcntl.flock` on its store's lock file; a sweep that can
+    take the lock exclusively knows that no other sweep (nor any worker of one) is writing into
+    the store, runs ``clean`` (removes the temporaries of killed writers), and then shares the
     lock like the others, so that several sweeps can still run into one store at once. On a
     cluster the workers of a sweep write its members while the sweep holds the lock; a
     network file system whose ``flock`` is local to each machine (older NFS) cannot tell
     other machines' sweeps, so do not resume a store there while another sweep runs into it.
     """
-    store.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
     except ImportError:  # no flock (Windows): leave temporaries, they are harmless
         yield 0
         return
-    fd = os.open(store / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         removed = 0
         try:
@@ -270,7 +300,7 @@ def store_session(store: Path) -> Iterator[int]:
         except OSError:  # another sweep is live: its temporaries may be in flight
             pass
         else:
-            removed = remove_stale_temporaries(store)
+            removed = clean()
         fcntl.flock(fd, fcntl.LOCK_SH)
         yield removed
     finally:

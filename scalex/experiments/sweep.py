@@ -7,7 +7,9 @@ then ``seed``, then the schema dimensions. A kind is a function
 ``kind(setup, alpha, seed, **kind_kwargs) -> xarray.Dataset``: "ode", "simulate", "linear" or
 one added with `scalex.experiments.kinds.register_kind`. With ``store=path`` every member is
 kept on disk as it finishes and a rerun resumes; the result is then the lazy `open_store` of
-that store.
+that store. A path ending in ``.zarr`` is a zarr store (one zarr group: a template written
+once, then one region per member, written by its worker with no lock; on a cluster the
+ecosystem's pattern), any other path a directory of one NetCDF file per member.
 
 Failures
     A member that raises is recorded with ``status = "failed: <Error>: <message>"`` and NaN
@@ -31,6 +33,7 @@ The details live next to their code:
 * `scalex.experiments.kinds`: the registered kinds;
 * `scalex.experiments.execute`: local and distributed execution, the choice of scheduler;
 * `scalex.experiments.store`: the result store, resume, failure markers, ``manifest.json``;
+  `scalex.experiments.zarr_store`: the zarr store, its template and member regions;
 * `scalex.experiments.combine`: combining members, NaN padding of ragged L, K, M;
 * `scalex.experiments.errors`: the exceptions and warnings of sweeps.
 """
@@ -57,16 +60,27 @@ from scalex.experiments.execute import (
     is_disk_full,
     run_distributed,
     run_local,
+    run_member,
 )
 from scalex.experiments.grid import Member, grid_members
 from scalex.experiments.kinds import get_kind
 from scalex.experiments.store import (
+    manifest_record,
     member_path,
     open_store,
     store_session,
     stored_ok,
     sweep_key,
     write_manifest,
+)
+from scalex.experiments.zarr_store import (
+    ZarrTarget,
+    check_store,
+    create_template,
+    finished,
+    is_zarr_store,
+    read_status,
+    zarr_session,
 )
 from scalex.model.axes import parse_over
 from scalex.model.setup import Setup
@@ -88,6 +102,7 @@ def sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     scheduler_timeout: float = 60.0,
+    per_group: bool | None = None,
     **kind_kwargs: Any,
 ) -> xr.Dataset:
     """Run ``kind`` on every member of the grid ``over`` × ``seeds`` and combine the results.
@@ -106,7 +121,11 @@ def sweep(
     client : None for the local dask scheduler, or a `distributed.Client`, a cluster object
         (anything with ``.scheduler_address``, e.g. `distributed.LocalCluster`) or a
         scheduler address ("tcp://127.0.0.1:8786").
-    store : a directory for the result store; resumes a previous run (see module docstring).
+    store : the result store; resumes a previous run (see module docstring). A path ending
+        in ``.zarr`` is a zarr store (`scalex.experiments.zarr_store`: one zarr group whose
+        template is written once, then one region per member, written by the worker that ran
+        it without a lock); any other path a directory of one NetCDF file per member
+        (`scalex.experiments.store`).
     batch_size : at most this many members in flight on a cluster (default 2 per worker
         thread); locally, members are computed in batches of this size (default: all).
     progress : show a tqdm bar over members (None: only on a terminal).
@@ -119,6 +138,9 @@ def sweep(
     workers : number of local workers (default: all cores).
     scheduler_timeout : seconds a cluster's scheduler may be unreachable before the sweep
         raises `SchedulerLostError` (> 0; default 60).
+    per_group : whether a zarr store keeps the per-group overlaps q^τ, r^τ (default False:
+        it keeps ε_g, the λ-weighted Q and R, t and the kind's other variables). The NetCDF
+        store and a sweep without store keep the members whole: there only None or True.
     **kind_kwargs : passed to the kind, e.g. solver options of the ODE.
 
     Returns
@@ -153,44 +175,76 @@ def sweep(
         raise ValueError(f"scheduler_timeout: must be a number of seconds > 0, "
                          f"got {scheduler_timeout!r}")
 
+    zarr = store is not None and is_zarr_store(store)
+    if per_group is not None and not isinstance(per_group, bool):
+        raise ValueError(f"per_group: must be True, False or None, got {per_group!r}")
+    if per_group is False and not zarr:
+        raise ValueError("per_group: only a zarr store (store='<name>.zarr') can leave out "
+                         "the per-group q and r")
+
     key = sweep_key(kind, alpha_arr, kind_kwargs)
     run_id = uuid.uuid4().hex
     store_dir: str | None = None
     todo = members
     session: Any = _NoStore()
+    target: ZarrTarget | None = None
     if store is not None:
         store_dir = str(Path(store).resolve())
-        session = store_session(Path(store_dir))
+        session = zarr_session(Path(store_dir)) if zarr else store_session(Path(store_dir))
+    outcomes: dict[tuple[int, ...], Outcome] = {}
+    used = "none"
     with session:
-        if store_dir is not None:
+        manifest = manifest_record(kind, base_setup, over, seeds, alpha_arr, kind_kwargs, key)
+        if zarr:
+            assert store_dir is not None
+            target = check_store(Path(store_dir), manifest, per_group)
+            if target is not None:
+                status = read_status(Path(store_dir))
+                todo = [m for m in members if not finished(status[m.index])]
+        elif store_dir is not None:
             write_manifest(Path(store_dir), kind, base_setup, over, seeds, alpha_arr,
                            kind_kwargs, key)
             todo = [m for m in members
                     if not stored_ok(member_path(store_dir, kind, m.setup, m.seed), key)]
-        calls = [(m, (spec.func, kind, m, alpha_arr, dict(kind_kwargs), store_dir, key, run_id))
-                 for m in todo]
         try:
-            with Progress(len(calls), f"{kind} sweep", "member", enabled=progress) as bar:
-                if client is None:
-                    outcomes, used = run_local(calls, scheduler, workers, batch_size, bar)
+            with Progress(len(todo), f"{kind} sweep", "member", enabled=progress) as bar:
+                rest = todo
+                if zarr and target is None:
+                    assert store_dir is not None
+                    target, rest = _zarr_template(Path(store_dir), spec.func, members, todo,
+                                                  alpha_arr, kind_kwargs, manifest,
+                                                  bool(per_group), run_id, outcomes, bar)
+                    used = "synchronous" if outcomes else used
+                where = target if zarr else store_dir
+                calls = [(m, (spec.func, kind, m, alpha_arr, dict(kind_kwargs), where, key,
+                              run_id)) for m in rest]
+                if not calls:
+                    pass
+                elif client is None:
+                    done, used = run_local(calls, scheduler, workers, batch_size, bar)
+                    outcomes.update(done)
                 else:
-                    outcomes = run_distributed(calls, client, batch_size, bar,
-                                               float(scheduler_timeout))
+                    outcomes.update(run_distributed(calls, client, batch_size, bar,
+                                                    float(scheduler_timeout)))
                     used = "distributed"
         except OSError as err:
             if not is_disk_full(err) or store_dir is None:
                 raise
-            done = sum(stored_ok(member_path(store_dir, kind, m.setup, m.seed), key)
-                       for m in members)
+            if zarr:
+                done_n = (int(finished(read_status(Path(store_dir))).sum())
+                          if target is not None else 0)
+            else:
+                done_n = sum(stored_ok(member_path(store_dir, kind, m.setup, m.seed), key)
+                             for m in members)
             raise OSError(
                 err.errno,
                 f"sweep: stopped, the disk of the store is full: {err.strerror or err}. "
-                f"{done} of {len(members)} members are finished and kept in {store_dir}; "
+                f"{done_n} of {len(members)} members are finished and kept in {store_dir}; "
                 f"free some space and rerun the same sweep to resume",
             ) from err
 
     _reemit_warnings(outcomes, todo, over)
-    if store_dir is not None:
+    if store_dir is not None and (target is not None or not zarr):
         result = open_store(store_dir)
     else:
         datasets = {
@@ -203,6 +257,44 @@ def sweep(
     result.attrs["sweep_scheduler"] = used  # "none": every member came from the store
     warn_bad_members(result)
     return result
+
+
+def _zarr_template(
+    store: Path,
+    func: Any,
+    members: Sequence[Member],
+    todo: Sequence[Member],
+    alpha: Any,
+    kind_kwargs: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    per_group: bool,
+    run_id: str,
+    outcomes: dict[tuple[int, ...], Outcome],
+    bar: Any,
+) -> tuple[ZarrTarget | None, list[Member]]:
+    """Run members in this process until one finishes, write the zarr store's template from
+    it, then its region and the failures before it; return the target and the members left.
+
+    If every member fails, no template is written (the next run tries again).
+    """
+    kind = manifest["kind"]
+    for i, member in enumerate(todo):
+        outcome = run_member(func, kind, member, alpha, dict(kind_kwargs), None,
+                             manifest["key"], run_id)
+        outcomes[member.index] = outcome
+        bar.update(1)
+        if outcome.data is None:
+            continue
+        target = create_template(store, outcome.data, members, manifest, per_group)
+        for m in todo[: i + 1]:
+            got = outcomes[m.index]
+            if got.data is not None:
+                target.write(m.index, target.prepare(got.data), got.status)
+                outcomes[m.index] = got._replace(data=None)
+            else:
+                target.write(m.index, {}, got.error or "failed", got.trace)
+        return target, list(todo[i + 1:])
+    return None, []
 
 
 class _NoStore:
