@@ -130,7 +130,7 @@ def test_linear_counterparts():
     np.testing.assert_array_equal(I3(C, activation="linear")[2], C)
     np.testing.assert_array_equal(I4(C, activation="linear")[1, 3], C)
     with pytest.raises(ValueError, match="activation"):
-        I2(C, "relu")
+        I2(C, "tanh")
 
 
 def test_small_field_limit_is_linear():
