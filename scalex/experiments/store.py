@@ -166,28 +166,19 @@ def stored_ok(path: Path, key: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------- store
-def write_manifest(
-    store: Path,
-    kind: str,
-    base_setup: Setup,
-    over: Mapping[str, Sequence[Any]] | None,
-    seeds: int | Iterable[int],
-    alpha: NDArray[np.float64],
-    kind_kwargs: Mapping[str, Any],
-    key: str,
-) -> None:
-    """Write ``manifest.json``: the `sweep_spec` record (the same the combined Dataset's sweep
-    attrs are made of), the kind options and the format version. Raises
+def write_manifest(store: Path, record: Mapping[str, Any]) -> None:
+    """Write ``manifest.json``: the record of `manifest_record` (the `sweep_spec` the combined
+    Dataset's sweep attrs are made of, the kind options and the format version). Raises
     `StoreMismatchError` if the store holds a sweep with another key."""
     path = store / MANIFEST
     if path.exists():
         old = read_manifest(store)
-        if old.get("key") != key:
+        if old.get("key") != record["key"]:
             raise StoreMismatchError(
                 f"store: {store} holds a {old.get('kind')!r} sweep with a different alpha grid, "
                 f"kind or kind options; use a new store directory (or delete this one)"
             )
-    write_json(path, manifest_record(kind, base_setup, over, seeds, alpha, kind_kwargs, key))
+    write_json(path, dict(record))
 
 
 def manifest_record(

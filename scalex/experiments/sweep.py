@@ -202,8 +202,7 @@ def sweep(
                 status = read_status(Path(store_dir))
                 todo = [m for m in members if not finished(status[m.index])]
         elif store_dir is not None:
-            write_manifest(Path(store_dir), kind, base_setup, over, seeds, alpha_arr,
-                           kind_kwargs, key)
+            write_manifest(Path(store_dir), manifest)
             todo = [m for m in members
                     if not stored_ok(member_path(store_dir, kind, m.setup, m.seed), key)]
         try:
