@@ -83,10 +83,15 @@ def test_paper_settings_follow_theory_section_4_and_5():
     assert np.mean(real.spectrum.eigenvalues) == pytest.approx(1.0)
     f5 = PAPER["fig5_plateau"]
     assert list(f5.over) == ["L", "K=M"]
-    full = PAPER["fig6_full"]
-    assert (full.setup.K, full.setup.M, full.setup.eta, full.setup.sigma_J, len(full.seeds)) == (
-        40, 40, 0.01, 1e-6, 10)
-    assert full.over["L"] == (1, 512) and full.setup.N == 512
+    full = PAPER["fig6_full"]  # the paper's size by ODE over L, and by 10-seed SGD
+    assert (full.kind, full.setup.K, full.setup.M, full.setup.eta, full.setup.sigma_J) == (
+        "ode", 40, 40, 0.01, 1e-6)
+    assert {1, 8, 64, 512} <= set(full.over["L"]) and full.setup.N == 512
+    assert full.alpha[-1] >= 1e5
+    sgd = PAPER["fig6_full_sgd"]
+    assert (sgd.kind, sgd.setup.K, sgd.setup.M, sgd.setup.eta, sgd.setup.sigma_J,
+            len(sgd.seeds)) == ("simulate", 40, 40, 0.01, 1e-6, 10)
+    assert sgd.over["L"] == (1, 512) and sgd.setup.N == 512
 
 
 # ---------------------------------------------------------------------------------- errors
