@@ -48,7 +48,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "plateau_height": ("plateau height: median ε_g on the plateau", "1"),
     "plateau_start": ("α where the plateau starts", "1"),
     "plateau_end": ("α where the plateau ends", "1"),
-    "plateau_length": ("plateau length end − start", "1"),
+    "plateau_length": ("plateau length (end − start) in α", "1"),
     "has_plateau": ("a plateau was found", "1"),
     "plateau_spread": ("median specialisation spread on the plateau", "1"),
     "plateau_start_err": ("uncertainty of plateau_start from the α grid spacing", "1"),
