@@ -22,15 +22,23 @@ docs/theory.md):
    group* (a residual is reported). Frozen groups (``trainable``) stay at their N → ∞ initial
    values σ_J² f_τ I, 0.
 2. The Jacobian of the flattened per-group system (upper triangles of q^τ, all of r^τ) at the
-   fixed point by central differences, split into the symmetric part V0 (orbit averages) and
-   the symmetry-breaking part V1 (its complement; both are invariant because the Jacobian
-   commutes with S_K × S_M). The escape rate μ is the largest real part of the eigenvalues of
-   the V1 block (E2), eq. (5.5), `escape_rate`.
+   fixed point, split into the symmetric part V0 (orbit averages) and the symmetry-breaking
+   part V1 (its complement; both are invariant because the Jacobian commutes with
+   S_K × S_M). The escape rate μ is the largest real part of the eigenvalues of the V1 block
+   (E2), eq. (5.5), `escape_rate`. By default (``method="structured"``,
+   `scalex.analysis.escape_blocks`) J is never formed: by eq. (5.3) and Schur's lemma it is,
+   on each irreducible representation of S_K × S_M (`scalex.analysis.escape_symmetry`), a
+   matrix of L × L blocks of size ≤ 3 built from two shared blocks Â, B̂ read off a few
+   right-hand sides; its rightmost eigenvalue comes from the secular equation (5.4) when the
+   block is too large for a dense eigenproblem. ``method="dense"`` builds J|V1 and J|V0 column
+   by column by central differences and diagonalises them (cost O((L p)³); small L only).
 3. The plateau-length prediction (E3)–(E5), eqs. (5.7)–(5.8), `escape`: the symmetric
    trajectory from the symmetrised draw gives ε_sym(α) and the time α_s at which it becomes
    flat (the plateau start). The draw's asymmetry δx(0) is carried to α_s by the linearised
    (variational) equation along that trajectory and projected on the unstable eigenspace:
-   amplitude A_s. Beyond α_s,
+   amplitude A_s (structured: both by BDF with structured Jacobians, the variational equation
+   through its adjoint, for the representation of the unstable mode only; dense: LSODA and
+   explicit RK45). Beyond α_s,
 
        ε_pred(α) = ε_sym(α) + κ A_s² e^{2μ(α − α_s)},
 
@@ -50,8 +58,7 @@ forms — the quasi-stationary state is then a slowly learning symmetric state, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
@@ -60,6 +67,9 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import root
 
 from scalex.analysis import estimators as est
+from scalex.analysis.escape_blocks import DENSE_BLOCK_MAX, SymmetricBlocks
+from scalex.analysis.escape_result import EscapeResult
+from scalex.analysis.escape_routes import DenseRoute, StructuredRoute
 from scalex.engines.ode_system import derivatives
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
@@ -108,9 +118,16 @@ class SymmetricSystem:
         ind = np.stack([kind == k for k in range(3) if np.any(kind == k)], axis=1).astype(float)
         #: (p, p0) orthonormal orbit indicators: V0 restricted to one group
         self.h0 = ind / np.sqrt(ind.sum(0))
-        full, _ = np.linalg.qr(np.concatenate([self.h0, np.eye(self.p)], axis=1))
-        #: (p, p − p0) orthonormal basis of the complement within one group
-        self.h1 = full[:, self.h0.shape[1]:self.p]
+        self._h1: Array | None = None
+
+    @property
+    def h1(self) -> Array:
+        """(p, p − p0) orthonormal basis of the complement of V0 within one group (built on
+        first use: a QR of a p × p matrix, seconds at K = 40)."""
+        if self._h1 is None:
+            full, _ = np.linalg.qr(np.concatenate([self.h0, np.eye(self.p)], axis=1))
+            self._h1 = full[:, self.h0.shape[1]:self.p]
+        return self._h1
 
     # ---------------------------------------------------------------- subspaces
     # V0 = I_L ⊗ h0 and V1 = I_L ⊗ h1: the symmetry acts within each group.
@@ -216,7 +233,6 @@ def symmetric_fixed_point(setup: Setup, *, system: SymmetricSystem | None = None
     if not tr.any():
         raise ValueError("trainable: no eigenvalue group is trained")
     s2 = setup.sigma_J**2
-    g0 = int(np.flatnonzero(tr)[0])
 
     def state(y: Array) -> Array:
         a = np.where(tr, f * y[0], f * s2)
@@ -224,12 +240,22 @@ def symmetric_fixed_point(setup: Setup, *, system: SymmetricSystem | None = None
         c = np.where(tr, f * y[2], 0.0)
         return sys_.symmetric_state(a, b, c)
 
+    # G from the V0 coordinates of one group and the fields (docs/theory.md §5.1): one moment
+    # evaluation of a symmetric covariance, whatever K, M and L
+    blocks = SymmetricBlocks(setup)
+    K, M = sys_.K, sys_.M
+    norms = np.sqrt([K, K * (K - 1) / 2, K * M])
+    kept = [0, 1, 2] if K > 1 else [0, 2]  # the copies of V0 (no off-diagonal for K = 1)
+    weight = float(np.sum(sys_.lam * f * tr))
+    frozen = np.zeros(3)
+    frozen[0] = s2 * float(np.sum(sys_.lam * f * ~tr))
+
     def G(y: Array) -> Array:
-        q, r = sys_.unpack(sys_.rhs(state(y)))
-        K = sys_.K
-        scale = sys_.lam[g0] * f[g0]
-        off = (q[g0].sum() - np.trace(q[g0])) / (K * (K - 1)) if K > 1 else 0.0
-        return np.array([np.trace(q[g0]) / K, off, r[g0].mean()]) / scale
+        fields = (weight * y + frozen)[kept] * norms[kept]
+        A0, _, _, b0 = blocks.blocks(blocks.triv, fields, derivative=False)
+        out = np.zeros(3)
+        out[kept] = setup.eta * (A0 @ (y[kept] * norms[kept]) + b0) / norms[kept]
+        return out
 
     y0 = np.array([s2, 0.0, 0.0])
     horizon = 400.0 / setup.eta
@@ -249,121 +275,26 @@ def symmetric_fixed_point(setup: Setup, *, system: SymmetricSystem | None = None
     return x, float(np.max(np.abs(sys_.rhs(x))))
 
 
-# --------------------------------------------------------------------------- result
-@dataclass(frozen=True, repr=False)
-class EscapeResult:
-    """Escape-time theory of one Setup (see `escape`). All times are in α = steps/N.
-
-    Attributes
-    ----------
-    plateau_height : ε_g* at the symmetric fixed point (E1).
-    escape_rate : μ, the largest real part on the symmetry-breaking subspace (E2);
-        ``escape_multiplicity`` its degeneracy.
-    plateau_start, plateau_end, plateau_length : the predicted plateau (E3)–(E5); NaN when
-        ``has_plateau`` is False (no flat run of ≥ min_decades), as in `scalex.analysis.plateau`.
-    naive_length : (1/μ) ln(1/A_0), the textbook estimate (not used for the prediction).
-    initial_asymmetry, plateau_asymmetry : A_0 at α = 0 and A_s at the plateau start.
-    kappa : κ of ε_g − ε_g* ≈ κ A² along the unstable direction (E5).
-    fixed_point : (q*, r*, t) per group; ``fixed_point_residual`` max |dx/dα| there.
-    antisymmetric_eigenvalues, symmetric_eigenvalues : spectra of the V1 and V0 blocks.
-    alpha, eg_symmetric, eg_predicted : ε_sym(α) and ε_pred(α) (NaN once |κ A²| exceeds half
-        the excess over the baseline, where second order no longer holds).
-    """
-
-    setup: Setup
-    plateau_height: float
-    escape_rate: float
-    escape_multiplicity: int
-    plateau_start: float
-    plateau_end: float
-    plateau_length: float
-    has_plateau: bool
-    naive_length: float
-    initial_asymmetry: float
-    plateau_asymmetry: float
-    kappa: float
-    fixed_point_residual: float
-    asymmetry_source: str
-    thresholds: dict[str, float]
-    fixed_point: tuple[Array, Array, Array] = field(compare=False)
-    antisymmetric_eigenvalues: Array = field(compare=False)
-    symmetric_eigenvalues: Array = field(compare=False)
-    alpha: Array = field(compare=False)
-    eg_symmetric: Array = field(compare=False)
-    eg_predicted: Array = field(compare=False)
-
-    @property
-    def escape_time(self) -> float:
-        """1/μ, the e-folding time of the symmetry-breaking amplitude."""
-        return 1.0 / self.escape_rate if self.escape_rate > 0 else np.inf
-
-    def __repr__(self) -> str:
-        s = self.setup
-        return (
-            f"EscapeResult(K={s.K}, M={s.M}, L={s.L}, beta={s.beta:g}, eta={s.eta:g}: "
-            f"ε_g*={self.plateau_height:.4g}, μ={self.escape_rate:.4g} "
-            f"(×{self.escape_multiplicity}), plateau {self.plateau_start:.4g}–"
-            f"{self.plateau_end:.4g} (length {self.plateau_length:.4g}, "
-            f"{'found' if self.has_plateau else 'none'}), naive (1/μ)ln(1/A0)="
-            f"{self.naive_length:.4g}, A0={self.initial_asymmetry:.3g} "
-            f"[{self.asymmetry_source}])"
-        )
-
-    def to_dataset(self) -> xr.Dataset:
-        """The scalars as 0-d variables, the fixed point per group, the spectra and the
-        predicted curves on ``alpha``; attrs carry the Setup (`Setup.to_attrs`)."""
-        q, r, t = self.fixed_point
-        s = self.setup
-        scalars = {
-            "plateau_height": (self.plateau_height, "plateau height ε_g* at the fixed point"),
-            "escape_rate": (self.escape_rate, "escape rate μ (largest unstable eigenvalue)"),
-            "escape_multiplicity": (self.escape_multiplicity, "degeneracy of μ"),
-            "plateau_start": (self.plateau_start, "predicted plateau start α_s"),
-            "plateau_end": (self.plateau_end, "predicted plateau end"),
-            "plateau_length": (self.plateau_length, "predicted plateau length"),
-            "has_plateau": (self.has_plateau, "a plateau of ≥ min_decades is predicted"),
-            "naive_length": (self.naive_length, "(1/μ) ln(1/A_0)"),
-            "initial_asymmetry": (self.initial_asymmetry,
-                                  "A_0: draw projected on the unstable eigenspace at α = 0"),
-            "plateau_asymmetry": (self.plateau_asymmetry,
-                                  "A_s: unstable amplitude at the plateau start"),
-            "kappa": (self.kappa, "κ: ε_g − ε_g* ≈ κ A² along the unstable direction"),
-            "fixed_point_residual": (self.fixed_point_residual, "max |dx/dα| at the fixed point"),
-        }
-        ds = xr.Dataset(
-            {k: ((), val, {"long_name": ln, "units": "1"}) for k, (val, ln) in scalars.items()},
-            coords={"group": np.arange(1, s.L + 1), "student_i": np.arange(1, s.K + 1),
-                    "student_j": np.arange(1, s.K + 1), "teacher_n": np.arange(1, s.M + 1),
-                    "teacher_m": np.arange(1, s.M + 1), "alpha": self.alpha},
-        )
-        ds["q_fixed"] = (("group", "student_i", "student_j"), q,
-                         {"long_name": "q^τ at the symmetric fixed point", "units": "1"})
-        ds["r_fixed"] = (("group", "student_i", "teacher_n"), r,
-                         {"long_name": "r^τ at the symmetric fixed point", "units": "1"})
-        ds["t_fixed"] = (("group", "teacher_n", "teacher_m"), t,
-                         {"long_name": "isotropic teacher t^τ = f_τ I", "units": "1"})
-        for name, vals in (("antisymmetric_eigenvalues", self.antisymmetric_eigenvalues),
-                           ("symmetric_eigenvalues", self.symmetric_eigenvalues)):
-            dim = name.replace("_eigenvalues", "_mode")
-            ds[f"{name}_real"] = ((dim,), vals.real, {"long_name": f"Re {name}", "units": "1"})
-            ds[f"{name}_imag"] = ((dim,), vals.imag, {"long_name": f"Im {name}", "units": "1"})
-        ds["eg_symmetric"] = (("alpha",), self.eg_symmetric,
-                              {"long_name": "ε_g on the symmetric trajectory", "units": "1"})
-        ds["eg_predicted"] = (("alpha",), self.eg_predicted,
-                              {"long_name": "ε_sym + κ A_s² exp(2μ(α − α_s))", "units": "1"})
-        ds.attrs = {**s.to_attrs(), "method": "escape_theory",
-                    "asymmetry_source": self.asymmetry_source,
-                    **{f"escape_{k}": v for k, v in self.thresholds.items()}}
-        return ds
-
-
 # --------------------------------------------------------------------------- main entry
-def escape_rate(setup: Setup) -> float:
+Method = Literal["structured", "dense"]
+
+
+def _route(setup: Setup, sys_: SymmetricSystem, xstar: Array, method: str,
+           dense_max: int) -> Any:
+    """The linearisation at x* by the chosen route (`StructuredRoute` or `DenseRoute`)."""
+    if method == "structured":
+        return StructuredRoute(setup, xstar, dense_max)
+    if method == "dense":
+        return DenseRoute(sys_, xstar)
+    raise ValueError(f"method: must be 'structured' or 'dense', got {method!r}")
+
+
+def escape_rate(setup: Setup, *, method: Method = "structured",
+                dense_max: int = DENSE_BLOCK_MAX) -> float:
     """μ alone: the largest real part of the Jacobian's eigenvalues on V1 (E2)."""
     sys_ = SymmetricSystem(setup)
     x, _ = symmetric_fixed_point(setup, system=sys_)
-    ev = np.linalg.eigvals(sys_.jacobian(x, 1))
-    return float(ev.real.max()) if ev.size else np.nan
+    return _route(setup, sys_, x, method, dense_max).mu
 
 
 def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Dataset | None,
@@ -417,6 +348,8 @@ def escape(
     n_draws: int = 4,
     alpha_max: float | None = None,
     points_per_decade: int = 200,
+    method: Method = "structured",
+    dense_max: int = DENSE_BLOCK_MAX,
 ) -> EscapeResult:
     """Escape-time theory of the symmetric plateau, equations (E1)–(E5) of docs/analysis.md.
 
@@ -433,6 +366,10 @@ def escape(
         seeds 0..n_draws−1 (a typical draw).
     alpha_max : end of the predicted curve (default: 3 (1/μ) ln(1/A_0), at least 100/η).
     points_per_decade : resolution of the predicted curve.
+    method : "structured" (default; docs/theory.md eq. (5.3), any L and K) or "dense" (the
+        Jacobian by central differences column by column, O((L p)³): small L only).
+    dense_max : structured route: irreducible blocks with at most this many rows get their
+        full spectrum (dense eig); larger ones only their rightmost real eigenvalue.
 
     Returns
     -------
@@ -442,18 +379,16 @@ def escape(
     """
     if seed is not None and init is not None:
         raise ValueError("seed: give either seed or init, not both")
-    for name, val in (("flatness", flatness), ("min_decades", min_decades),
-                      ("window", window)):
-        if not (np.isfinite(val) and val > 0):
-            raise ValueError(f"{name}: must be finite and > 0, got {val!r}")
-    if not contrast > 1:
-        raise ValueError(f"contrast: must be > 1, got {contrast!r}")
+    est.check_plateau_options(flatness=flatness, min_decades=min_decades, window=window,
+                              contrast=contrast)
     if not (np.isfinite(baseline) and baseline >= 0):
         raise ValueError(f"baseline: must be finite and >= 0, got {baseline!r}")
     if int(n_draws) != n_draws or n_draws < 1:
         raise ValueError(f"n_draws: must be an integer >= 1, got {n_draws!r}")
     if int(points_per_decade) != points_per_decade or points_per_decade < 20:
         raise ValueError(f"points_per_decade: must be an integer >= 20, got {points_per_decade!r}")
+    if method not in ("structured", "dense"):
+        raise ValueError(f"method: must be 'structured' or 'dense', got {method!r}")
     sys_ = SymmetricSystem(setup)
     thresholds = dict(flatness=flatness, min_decades=min_decades, window=window,
                       contrast=contrast, baseline=baseline)
@@ -461,56 +396,37 @@ def escape(
     # (E1) fixed point, (E2) spectra
     xstar, residual = symmetric_fixed_point(setup, system=sys_)
     eg_star = float(sys_.eg(xstar))
-    J1 = sys_.jacobian(xstar, 1)
-    J0 = sys_.jacobian(xstar, 0)
-    ev1, W = np.linalg.eig(J1) if J1.size else (np.zeros(0, complex), np.zeros((0, 0)))
-    ev0 = np.linalg.eigvals(J0)
-    order = np.argsort(-ev1.real)
-    ev1, W = ev1[order], W[:, order]
+    route = _route(setup, sys_, xstar, method, dense_max)
     q_star, r_star = sys_.unpack(xstar)
     nan = float("nan")
     common: dict[str, Any] = dict(
         setup=setup, plateau_height=eg_star, fixed_point_residual=residual,
         thresholds=thresholds, fixed_point=(q_star, r_star, sys_.t.copy()),
-        antisymmetric_eigenvalues=ev1, symmetric_eigenvalues=ev0[np.argsort(-ev0.real)],
+        antisymmetric_eigenvalues=route.ev1, symmetric_eigenvalues=route.ev0,
+        antisymmetric_multiplicities=route.mult1, method=method,
     )
     X0, source = _draws(setup, sys_, seed, init, n_draws)
-    if ev1.size == 0 or ev1[0].real <= 0:
+    mu = route.mu
+    if not mu > 0:
         return EscapeResult(
-            escape_rate=float(ev1[0].real) if ev1.size else nan, escape_multiplicity=0,
+            escape_rate=mu, escape_multiplicity=0,
             plateau_start=nan, plateau_end=nan, plateau_length=nan, has_plateau=False,
             naive_length=nan, initial_asymmetry=nan, plateau_asymmetry=nan, kappa=nan,
             asymmetry_source=source, alpha=np.zeros(0), eg_symmetric=np.zeros(0),
             eg_predicted=np.zeros(0), **common)
-    mu = float(ev1[0].real)
-    # the degenerate copies of μ (one irreducible representation) agree to finite-difference
-    # accuracy (~1e-9 absolute); the next eigenvalues are far below
-    sel = np.abs(ev1.real - mu) <= 1e-4 * abs(mu) + 1e-10
-    Winv = np.linalg.inv(W)
-
-    def unstable_part(dx: Array) -> Array:
-        """Component of dx in the unstable eigenspace (real for conjugate pairs)."""
-        coef = Winv[sel] @ sys_.coords(dx, 1)
-        return sys_.vector((W[:, sel] @ coef).real, 1)
-
-    xs0 = np.array([sys_.symmetrize(x) for x in X0])
+    xs0 = sys_.symmetrize(X0)
     dX0 = X0 - xs0
-    A0 = float(np.sqrt(np.mean([np.sum(unstable_part(d) ** 2) for d in dX0])))
+    A0 = float(np.sqrt(np.mean(np.sum(route.unstable_part(dX0) ** 2, axis=1))))
     naive = float(np.log(1.0 / A0) / mu) if A0 > 0 else np.inf
 
     # (E3) symmetric trajectory in the reduced coordinates of V0, from the symmetrised draw
-    n0 = sys_.dim(0)
-    y0 = sys_.coords(xs0.mean(axis=0), 0)
+    y0 = sys_.coords(xs0.mean(axis=0), 0).reshape(sys_.L, -1)
     hi = alpha_max or max(3.0 * naive, 100.0 / setup.eta)
     lo = 1e-3 / (setup.eta * sys_.lam[0])
     alpha = np.geomspace(lo, hi, int(np.ceil(np.log10(hi / lo) * points_per_decade)) + 1)
-    traj = solve_ivp(lambda _a, y: sys_.coords(sys_.rhs(sys_.vector(y, 0)), 0), (0.0, hi), y0,
-                     method="LSODA",
-                     t_eval=alpha, rtol=1e-9, atol=1e-12, dense_output=True)
-    eg_sym = np.full(alpha.shape, np.nan)
-    eg_sym[: traj.y.shape[1]] = sys_.eg(sys_.vector(traj.y.T, 0))
+    eg_sym, traj = route.symmetric_trajectory(y0, hi, alpha)
     i_s = _first_flat(alpha, eg_sym - baseline, flatness, window, contrast)
-    no_plateau = dict(escape_rate=mu, escape_multiplicity=int(sel.sum()),
+    no_plateau = dict(escape_rate=mu, escape_multiplicity=route.multiplicity,
                       naive_length=naive, initial_asymmetry=A0, asymmetry_source=source,
                       alpha=alpha, eg_symmetric=eg_sym)
     if i_s is None:
@@ -519,44 +435,35 @@ def escape(
                             eg_predicted=np.full(alpha.shape, np.nan), **no_plateau, **common)
     a_s = float(alpha[i_s])
 
-    # (E4) carry the draws' asymmetry to α_s by the variational equation (explicit RK: the
-    # finite-difference products are too noisy for a stiff solver's Jacobian estimate)
-    D = dX0.shape[0]
-    scale = np.linalg.norm(dX0, axis=1)
-    scale[scale == 0] = 1.0
-
-    def variational(a: float, z: Array) -> Array:
-        y, dx = z[:n0], z[n0:].reshape(D, -1)
-        x = sys_.vector(y, 0)
-        return np.concatenate([sys_.coords(sys_.rhs(x), 0), *[sys_.jvp(x, d) for d in dx]])
-
-    z0 = np.concatenate([y0, (dX0 / scale[:, None]).ravel()])
-    carried = solve_ivp(variational, (0.0, a_s), z0, method="RK45", rtol=1e-7, atol=1e-10)
-    dXs = carried.y[n0:, -1].reshape(D, -1) * scale[:, None]
+    # (E4) carry the draws' asymmetry to α_s by the variational equation, unstable part there
+    unstable = route.carry_unstable(dX0, traj, y0, a_s)
 
     # (E5) second-order response of ε_g along each draw's unstable direction
     h = 1e-4
     F0 = sys_.rhs(xstar)
-    Jsym_shift = 2 * mu * np.eye(J0.shape[0]) - J0
     kA2, A2 = [], []
-    for dx in dXs:
-        u = unstable_part(dx)
+    for u in unstable:
         amp = float(np.linalg.norm(u))
         if amp == 0:
             continue
         e = u / amp
         d2eg = (sys_.eg(xstar + h * e) + sys_.eg(xstar - h * e) - 2 * eg_star) / h**2
         bee = (sys_.rhs(xstar + h * e) + sys_.rhs(xstar - h * e) - 2 * F0) / h**2
-        slaved = sys_.vector(np.linalg.solve(Jsym_shift, 0.5 * sys_.coords(bee, 0)), 0)
-        grad = (sys_.eg(xstar + h * slaved) - sys_.eg(xstar - h * slaved)) / (2 * h)
+        response = route.slaved(0.5 * sys_.coords(bee, 0).reshape(sys_.L, -1), 2 * mu)
+        slaved = sys_.vector(response.ravel(), 0)
+        norm = float(np.linalg.norm(slaved)) or 1.0  # a bounded step along w (large L: |w| ≫ 1)
+        grad = (sys_.eg(xstar + h * slaved / norm) - sys_.eg(xstar - h * slaved / norm)
+                ) * norm / (2 * h)
         kA2.append((0.5 * d2eg + grad) * amp**2)
         A2.append(amp**2)
     As = float(np.sqrt(np.mean(A2))) if A2 else 0.0
     kappa = float(np.mean(kA2) / np.mean(A2)) if A2 else nan
     growth = np.exp(np.minimum(2 * mu * (alpha - a_s), 700.0))
-    deviation = (np.mean(kA2) if kA2 else 0.0) * growth
-    # second order in the amplitude only while the deviation is small: NaN beyond
-    eg_pred = np.where(np.abs(deviation) <= 0.5 * (eg_sym - baseline), eg_sym + deviation, np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):  # A_s ≫ 1 at large L: no plateau
+        deviation = (np.mean(kA2) if kA2 else 0.0) * growth
+        # second order in the amplitude only while the deviation is small: NaN beyond
+        eg_pred = np.where(np.abs(deviation) <= 0.5 * (eg_sym - baseline), eg_sym + deviation,
+                           np.nan)
 
     # the plateau criterion (A2) on the predicted curve: the flat run through α_s
     slope = est.local_slope(alpha, eg_pred - baseline, window)

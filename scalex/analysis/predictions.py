@@ -3,9 +3,10 @@
 `escape_predictions` evaluates `scalex.analysis.escape.escape` (docs/theory.md §5.3) for each
 sweep point and seed of a result Dataset, rebuilding each member's `Setup` from the Dataset
 (`scalex.schema.member_setup`). It returns ``plateau_length_predicted(*sweep dims, seed)``.
-Members where the theory does not apply (it raises: K ≠ M, linear activation, ...) are NaN, and
-``where`` (e.g. ``summary["has_plateau"]``) skips members without a measured plateau, since
-the theory is costly at large L. With a ``timeout`` the predictions run in a pool of spawned
+Members where the theory does not apply (it raises: unequal second-layer weights, linear
+activation, ...) are NaN, and ``where`` (e.g. ``summary["has_plateau"]``) skips members without
+a measured plateau (each prediction takes ~0.2–2 s at any L and K, docs/analysis.md,
+"Performance"). With a ``timeout`` the predictions run in a pool of spawned
 worker processes that is terminated at the deadline, because a running Python call cannot be
 interrupted inside its thread; unfinished members are NaN and a note goes to ``problems``.
 `ESCAPE_TIMEOUT_S` is the budget `scalex.experiments.runner.run_entry` uses by default.
@@ -69,8 +70,8 @@ def escape_predictions(
 
     Members where the theory does not apply (it raises) are NaN. ``where`` (a boolean array over
     sweep dims and seed, such as ``summary["has_plateau"]``) limits the predictions to the
-    members where it is True; the others are NaN without being computed (the escape theory is
-    costly for large L, where no plateau is measured). With ``timeout`` (seconds for all
+    members where it is True; the others are NaN without being computed (no plateau is
+    measured there, so there is nothing to compare with). With ``timeout`` (seconds for all
     members together) the predictions run in ``workers`` worker processes that are stopped at
     the deadline; unfinished members are NaN and a note goes to ``problems``.
     """
