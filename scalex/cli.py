@@ -247,7 +247,7 @@ def _describe_directory(folder: Path) -> str:
 
 def _setup_line(ds: Any) -> list[str]:
     """``scalex info``'s Setup lines: fixed fields, then each swept field with its values."""
-    from scalex.experiments.runner import setup_rows, swept_fields
+    from scalex.schema import setup_rows, swept_fields
 
     rows = setup_rows(ds.attrs)
     swept = swept_fields(ds.attrs)

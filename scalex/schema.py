@@ -56,7 +56,9 @@ __all__ = [
     "encodable",
     "make_dataset",
     "open_dataset",
+    "setup_rows",
     "storage_encoding",
+    "swept_fields",
     "to_netcdf",
     "to_netcdf_bytes",
     "validate",
@@ -465,3 +467,49 @@ def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:
     t = group_overlaps(B, B, starts, setup.N)
     return make_dataset(setup, np.zeros(1), q=q[None], r=r[None], t=t, method="initial",
                         attrs={"seed": int(seed)})
+
+
+def swept_fields(attrs: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The Setup fields a sweep varies, with their values, from ``sweep_over``/``sweep_dims``.
+
+    ``{"K=M": [2, 3]}`` gives both K and M. A sweep's ``scalex_setup`` is its *base* Setup, so
+    these fields must be shown as swept, not with the base value.
+    """
+    try:
+        over = json.loads(str(attrs.get("sweep_over", "") or "{}"))
+    except ValueError:
+        over = {}
+    if not isinstance(over, Mapping):
+        over = {}
+    out: dict[str, list[Any]] = {}
+    for key, values in over.items():
+        for name in str(key).split("="):
+            out[name.strip()] = list(values) if isinstance(values, list) else [values]
+    for name in str(attrs.get("sweep_dims", "")).split():
+        out.setdefault(name, [])
+    return out
+
+
+def setup_rows(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The Setup of a result as rows ``{field: value}``, swept fields as "swept over [...]".
+
+    Empty if the attrs hold no Setup. Used by the report's and ``scalex info``'s Setup table.
+    """
+    from scalex.model.setup import Setup
+
+    try:
+        setup = Setup.from_attrs(attrs)
+    except (ValueError, TypeError):
+        return {}
+    swept = swept_fields(attrs)
+    rows: dict[str, Any] = {}
+    for name, value in setup.to_dict().items():
+        if name in swept:
+            values = swept[name]
+            rows[name] = f"swept over {values}" if values else "swept"
+        else:
+            rows[name] = value
+    rows["N_l (trained coordinates)"] = ("swept (trainable)" if "trainable" in swept
+                                         else setup.n_trainable)
+    rows["setup hash" + (" (base Setup of the sweep)" if swept else "")] = setup.hash
+    return rows

@@ -12,7 +12,7 @@ import scalex
 from scalex.cli import main
 from scalex.experiments.catalog import CatalogError, kind_option_names, load_catalog
 from scalex.experiments.kinds import KINDS, register_kind
-from scalex.experiments.runner import setup_rows
+from scalex.schema import setup_rows
 from scalex.viz.report import report
 
 TINY = {

@@ -30,9 +30,9 @@ from scalex.experiments import store as store_mod
 from scalex.experiments.errors import StoreMismatchError, SweepWarning
 from scalex.experiments.grid import grid_members
 from scalex.experiments.kinds import register_kind
-from scalex.experiments.store import open_store
+from scalex.experiments.store import export_netcdf, open_store
 from scalex.experiments.sweep import sweep
-from scalex.experiments.zarr_store import export_netcdf, finished, read_status
+from scalex.experiments.zarr_store import finished, read_status
 
 TESTS = Path(__file__).resolve().parent
 BASE = scalex.Setup(K=2, M=2, N=16, L=1, eta=0.1)

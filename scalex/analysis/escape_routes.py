@@ -16,7 +16,7 @@ flat packed states (…, L p) laid out as by `scalex.analysis.escape.SymmetricSy
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,8 +31,8 @@ from scalex.analysis.escape_blocks import (
 )
 from scalex.model.setup import Setup
 
-if TYPE_CHECKING:
-    from scalex.analysis.escape import SymmetricSystem
+#: `scalex.analysis.escape.SymmetricSystem` (not imported: escape imports this module)
+SymmetricSystem = Any
 
 __all__ = ["DenseRoute", "StructuredRoute"]
 

@@ -38,7 +38,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from scalex.experiments.combine import (
 )
 from scalex.experiments.errors import StoreMismatchError
 from scalex.experiments.grid import Member, grid_members
+from scalex.experiments.locks import run_lock
 from scalex.experiments.zarr_store import is_zarr_store, open_zarr_store
 from scalex.model.setup import ATTR_KEY, Setup
 
@@ -266,38 +267,18 @@ def store_session(store: Path) -> Iterator[int]:
         yield removed
 
 
-@contextlib.contextmanager
-def run_lock(lock: Path, clean: Callable[[], int]) -> Iterator[int]:
-    """Hold a shared ``flock`` on ``lock`` for a sweep; yield what ``clean()`` returned.
-
-    Every live sweep holds a shared `fcntl.flock` on its store's lock file; a sweep that can
-    take the lock exclusively knows that no other sweep (nor any worker of one) is writing into
-    the store, runs ``clean`` (removes the temporaries of killed writers), and then shares the
-    lock like the others, so that several sweeps can still run into one store at once. On a
-    cluster the workers of a sweep write its members while the sweep holds the lock; a
-    network file system whose ``flock`` is local to each machine (older NFS) cannot tell
-    other machines' sweeps, so do not resume a store there while another sweep runs into it.
-    """
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): leave temporaries, they are harmless
-        yield 0
-        return
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        removed = 0
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # another sweep is live: its temporaries may be in flight
-            pass
-        else:
-            removed = clean()
-        fcntl.flock(fd, fcntl.LOCK_SH)
-        yield removed
-    finally:
-        os.close(fd)  # releases the lock
-
-
 def write_json(path: Path, obj: Any) -> None:
     """Atomically write ``obj`` as JSON (markers and the manifest)."""
     write_text(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def export_netcdf(store: str | os.PathLike[str], path: str | os.PathLike[str],
+                  attrs: Mapping[str, Any] | None = None) -> Path:
+    """Write the combined Dataset of a sweep store (zarr or NetCDF directory) to one NetCDF
+    file with `scalex.schema.to_netcdf` (streamed member by member from the store), with
+    ``attrs`` added to its global attributes."""
+    from scalex.schema import to_netcdf
+
+    ds = open_store(store)
+    ds.attrs.update(attrs or {})
+    return to_netcdf(ds, path)

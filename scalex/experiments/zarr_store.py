@@ -120,7 +120,7 @@ def remove_stale(store: Path) -> int:
 @contextlib.contextmanager
 def zarr_session(store: Path) -> Iterator[int]:
     """The run lock of a sweep into a zarr store (`scalex.experiments.store.run_lock`)."""
-    from scalex.experiments.store import run_lock
+    from scalex.experiments.locks import run_lock
 
     store.parent.mkdir(parents=True, exist_ok=True)
     with run_lock(lock_file(store), lambda: remove_stale(store)) as removed:
@@ -458,14 +458,3 @@ def open_zarr_store(store: Path, chunks: Any = None) -> xr.Dataset:
     return ds
 
 
-def export_netcdf(store: str | os.PathLike[str], path: str | os.PathLike[str],
-                  attrs: Mapping[str, Any] | None = None) -> Path:
-    """Write the combined Dataset of a sweep store (zarr or NetCDF directory) to one NetCDF
-    file with `scalex.schema.to_netcdf` (streamed member by member from the store), with
-    ``attrs`` added to its global attributes."""
-    from scalex.experiments.store import open_store
-    from scalex.schema import to_netcdf
-
-    ds = open_store(store)
-    ds.attrs.update(attrs or {})
-    return to_netcdf(ds, path)

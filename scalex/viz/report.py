@@ -106,7 +106,7 @@ def table_html(data: Any, max_rows: int = MAX_ROWS) -> str:
 
 def _setup_table(ds: xr.Dataset) -> dict[str, Any]:
     """The Setup rows; a sweep's swept fields read "swept over [...]", not the base value."""
-    from scalex.experiments.runner import setup_rows
+    from scalex.schema import setup_rows
 
     return setup_rows(ds.attrs)
 
