@@ -27,6 +27,7 @@ import numpy as np
 import psutil
 import pytest
 import xarray as xr
+from _support import wait_for
 
 import scalex
 from scalex.common.atomic import atomic_path
@@ -51,14 +52,6 @@ def _env() -> dict[str, str]:
 
 def _members(store: Path) -> list[Path]:
     return sorted(p for p in store.glob("*.nc") if not p.name.startswith("."))
-
-
-def _wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _temporaries(store: Path) -> list[Path]:
@@ -149,7 +142,7 @@ def test_dead_scheduler_raises_in_bounded_time_and_store_resumes(tmp_path):
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        _wait_for(lambda: len(_members(store)) >= 2, 60, "2 members in the store")
+        wait_for(lambda: len(_members(store)) >= 2, 60, "2 members in the store")
         sched.kill()
         killed = time.monotonic()
         thread.join(45)
@@ -189,7 +182,7 @@ def test_pool_workers_exit_when_the_parent_is_killed(tmp_path):
     proc = _start_script(tmp_path, store, seeds=60, delay=0.3)
     children: list[psutil.Process] = []
     try:
-        _wait_for(lambda: len(_members(store)) >= 2, 90, "the first members")
+        wait_for(lambda: len(_members(store)) >= 2, 90, "the first members")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 2
         proc.kill()
@@ -213,7 +206,7 @@ def test_sigint_stops_a_process_sweep_promptly_and_the_store_resumes(tmp_path):
     proc = _start_script(tmp_path, store, seeds=40, delay=0.5)
     children: list[psutil.Process] = []
     try:
-        _wait_for(lambda: len(_members(store)) >= 2, 90, "the first members")
+        wait_for(lambda: len(_members(store)) >= 2, 90, "the first members")
         children = psutil.Process(proc.pid).children(recursive=True)
         at_signal = len(_members(store))
         proc.send_signal(signal.SIGINT)
@@ -283,7 +276,7 @@ def test_concurrent_sweeps_keep_each_others_temporaries(tmp_path):
                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     errors: list[str] = []
     try:
-        _wait_for(lambda: len(_members(store)) >= 1, 30, "the first sweep to start")
+        wait_for(lambda: len(_members(store)) >= 1, 30, "the first sweep to start")
         # A write in flight (the real atomic writer), as another live sweep would have.
         with atomic_path(store / "inflight.nc") as tmp:
             tmp.write_bytes(b"partial")

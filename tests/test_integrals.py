@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _support import network_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
@@ -159,15 +160,7 @@ def test_generalization_error_against_monte_carlo(activation, K, M, rng):
     R = J * lam @ B.T / N
     T = B * lam @ B.T / N
     act = g if activation == "erf" else (lambda x: x)
-    total, total2, n = 0.0, 0.0, 0
-    for _ in range(10):
-        xi = rng.standard_normal((100_000, N)) * np.sqrt(lam)
-        err = 0.5 * (act(xi @ B.T / np.sqrt(N)) @ w - act(xi @ J.T / np.sqrt(N)) @ v) ** 2
-        total += err.sum()
-        total2 += (err**2).sum()
-        n += err.size
-    mean = total / n
-    se = np.sqrt(total2 / n - mean**2) / np.sqrt(n)
+    mean, se = network_error(J, B, v, w, lam, act, rng)
     exact = generalization_error(Q, R, T, v, w, activation)
     assert abs(exact - mean) < 5 * se
 

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import psutil
 import pytest
 import xarray as xr
+from _support import wait_for
 
 import scalex
 from scalex.experiments import store as store_mod
@@ -46,14 +46,6 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
-
-
-def _wait_for(cond, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _n_finished(store: Path) -> int:
@@ -177,8 +169,8 @@ def test_killed_worker_then_resume_redoes_no_finished_member(tmp_path):
         thread = threading.Thread(target=first, daemon=True)
         thread.start()
         hung = Path(f"{log}.hung")
-        _wait_for(hung.exists, 90, "the member that hangs")
-        _wait_for(lambda: _n_finished(store) >= 8, 90, "8 finished members")
+        wait_for(hung.exists, 90, "the member that hangs")
+        wait_for(lambda: _n_finished(store) >= 8, 90, "8 finished members")
         victim = int(hung.read_text())
         os.kill(victim, signal.SIGKILL)
         thread.join(90)
@@ -236,7 +228,7 @@ def test_interrupted_process_resumes_without_redoing_finished_members(tmp_path):
         proc = subprocess.Popen([sys.executable, str(script), str(store), str(log)],
                                 env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        _wait_for(lambda: _n_finished(store) >= 6, 90, "6 finished members")
+        wait_for(lambda: _n_finished(store) >= 6, 90, "6 finished members")
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.kill()
         proc.wait(10)

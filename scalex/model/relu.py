@@ -337,7 +337,8 @@ def second_moment(C: ArrayLike, v: ArrayLike, c: ArrayLike) -> Array:
     ``v`` has shape (K,), ``c`` = (−v, w) as from `scalex.model.integrals.coefficients`; leading
     axes of ``C`` are a batch. Compiled, with the symmetries i ↔ j and c ↔ d (K(K+1)/2 ·
     n(n+1)/2 I4 entries per covariance); in parallel over the entries of E from
-    `PARALLEL_MIN_ENTRIES` I4 entries on. Serial and parallel results agree bit for bit.
+    `PARALLEL_MIN_ENTRIES` I4 entries on. Serial and parallel kernels share the per-entry
+    function and agree to rounding.
     """
     C = np.asarray(C, dtype=float)
     v = np.asarray(v, dtype=float)
