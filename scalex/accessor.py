@@ -1,8 +1,8 @@
 """The ``ds.scalex`` accessor: a thin front that delegates to scalex functions.
 
 Registered on both `xarray.Dataset` and `xarray.DataArray` (one shared base class, as
-cf_xarray does). It holds no logic of its own: each method calls the function of the same name
-with the wrapped object as first argument.
+cf_xarray does). It holds no logic of its own: each method of `METHODS` calls the function of
+the same name with the wrapped object as first argument.
 
 ``tree.scalex`` on an `xarray.DataTree` of one experiment by several routes (`scalex.compare`,
 ``<entry>-compare.nc``) applies the same analyses to every route and stacks them along a
@@ -12,18 +12,44 @@ with the wrapped object as first argument.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import xarray as xr
 
 from scalex.model.setup import Setup
 
-__all__ = ["DataTreeAccessor", "ScalexAccessor"]
+__all__ = ["METHODS", "DataTreeAccessor", "ScalexAccessor"]
+
+#: the functions that ``ds.scalex`` and ``tree.scalex`` offer as methods: name -> module
+#: (under ``scalex.``)
+METHODS: dict[str, str] = {
+    "hierarchy": "schema",
+    "plateau": "analysis.measures",
+    "local_exponent": "analysis.measures",
+    "fit_power_law": "analysis.measures",
+    "convergence": "analysis.measures",
+    "summary": "analysis.measures",
+}
+
+_C = TypeVar("_C", bound=type)
 
 
-def _delegate(module: str, name: str, doc_from: str | None = None):
+def _with_methods(make: Callable[[str, str], Callable[..., Any]]) -> Callable[[_C], _C]:
+    """A class decorator that adds ``make(module, name)`` as the method ``name`` for every
+    entry of `METHODS`."""
+
+    def decorate(cls: _C) -> _C:
+        for name, module in METHODS.items():
+            setattr(cls, name, make(module, name))
+        return cls
+
+    return decorate
+
+
+def _delegate(module: str, name: str) -> Callable[..., Any]:
     def method(self, *args: Any, **kwargs: Any) -> Any:
         func = getattr(import_module(f"scalex.{module}"), name)
         return func(self._obj, *args, **kwargs)
@@ -49,8 +75,9 @@ class _PlotNamespace:
         return list(getattr(import_module("scalex.viz.plots"), "__all__", []))
 
 
+@_with_methods(_delegate)
 class ScalexAccessor:
-    """Shared base of the Dataset and DataArray accessors."""
+    """Shared base of the Dataset and DataArray accessors; its methods `METHODS` delegate."""
 
     def __init__(self, obj: xr.Dataset | xr.DataArray) -> None:
         self._obj = obj
@@ -68,13 +95,6 @@ class ScalexAccessor:
     def plot(self) -> _PlotNamespace:
         """Plots of this result (see `scalex.viz.plots`)."""
         return _PlotNamespace(self._obj)
-
-    hierarchy = _delegate("schema", "hierarchy")
-    plateau = _delegate("analysis.measures", "plateau")
-    local_exponent = _delegate("analysis.measures", "local_exponent")
-    fit_power_law = _delegate("analysis.measures", "fit_power_law")
-    convergence = _delegate("analysis.measures", "convergence")
-    summary = _delegate("analysis.measures", "summary")
 
 
 @xr.register_dataset_accessor("scalex")
@@ -100,7 +120,7 @@ class DataArrayAccessor(ScalexAccessor):
 
 
 # ---------------------------------------------------------------------------------- DataTree
-def _per_route(module: str, name: str):
+def _per_route(module: str, name: str) -> Callable[..., Any]:
     def method(self, *args: Any, **kwargs: Any) -> xr.Dataset:
         from scalex.experiments.compare import map_routes
 
@@ -137,8 +157,10 @@ class _TreePlotNamespace:
 
 
 @xr.register_datatree_accessor("scalex")
+@_with_methods(_per_route)
 class DataTreeAccessor:
-    """``tree.scalex``: a comparison tree, one node per route (`scalex.compare`)."""
+    """``tree.scalex``: a comparison tree, one node per route (`scalex.compare`); its methods
+    `METHODS` apply to every route."""
 
     def __init__(self, obj: xr.DataTree) -> None:
         self._obj = obj
@@ -185,10 +207,3 @@ class DataTreeAccessor:
         from scalex.experiments.compare import to_zarr
 
         return to_zarr(self._obj, path)
-
-    hierarchy = _per_route("schema", "hierarchy")
-    plateau = _per_route("analysis.measures", "plateau")
-    local_exponent = _per_route("analysis.measures", "local_exponent")
-    fit_power_law = _per_route("analysis.measures", "fit_power_law")
-    convergence = _per_route("analysis.measures", "convergence")
-    summary = _per_route("analysis.measures", "summary")

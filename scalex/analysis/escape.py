@@ -70,6 +70,8 @@ from scalex.analysis import estimators as est
 from scalex.analysis.escape_blocks import DENSE_BLOCK_MAX, SymmetricBlocks
 from scalex.analysis.escape_result import EscapeResult
 from scalex.analysis.escape_routes import DenseRoute, StructuredRoute
+from scalex.analysis.plateaus import PlateauCriterion
+from scalex.common.keywords import takes
 from scalex.engines.ode_system import derivatives
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
@@ -324,26 +326,24 @@ def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Datas
     return np.stack(xs), src
 
 
-def _first_flat(alpha: Array, eg: Array, flatness: float, window: float, contrast: float
-                ) -> int | None:
-    slope = est.local_slope(alpha, eg, window)
+def _first_flat(alpha: Array, eg: Array, criterion: PlateauCriterion) -> int | None:
+    slope = est.local_slope(alpha, eg, criterion.window)
     good = np.isfinite(slope)
     if not good.any():
         return None
     first = eg[np.flatnonzero(good)[0]]
-    idx = np.flatnonzero(good & (np.abs(slope) < flatness) & (eg <= first / contrast))
+    idx = np.flatnonzero(good & (np.abs(slope) < criterion.flatness)
+                         & (eg <= first / criterion.contrast))
     return int(idx[0]) if idx.size else None
 
 
+@takes(criterion=PlateauCriterion)
 def escape(
     setup: Setup,
     *,
     seed: int | None = None,
     init: xr.Dataset | None = None,
-    flatness: float = 0.1,
-    min_decades: float = 0.25,
-    window: float = 0.2,
-    contrast: float = 2.0,
+    criterion: PlateauCriterion,
     baseline: float = 0.0,
     n_draws: int = 4,
     alpha_max: float | None = None,
@@ -359,7 +359,8 @@ def escape(
     seed : the weight draw whose asymmetry sets the plateau length (`scalex.initial_overlaps`).
     init : instead of ``seed``, a Dataset with the initial ``q``, ``r`` (first α is used).
     flatness, min_decades, window, contrast : the plateau criterion (A2) of
-        `scalex.analysis.plateau`, applied to the predicted curve.
+        `scalex.analysis.plateau`, applied to the predicted curve (the fields of
+        `scalex.analysis.plateaus.PlateauCriterion`, defaults there).
     baseline : ε_∞ subtracted before the criterion, as in `scalex.analysis.plateau` (for
         curves that saturate, e.g. with frozen groups).
     n_draws : with neither ``seed`` nor ``init``, the amplitude is the rms over the draws of
@@ -379,8 +380,7 @@ def escape(
     """
     if seed is not None and init is not None:
         raise ValueError("seed: give either seed or init, not both")
-    est.check_plateau_options(flatness=flatness, min_decades=min_decades, window=window,
-                              contrast=contrast)
+    criterion.check()
     if not (np.isfinite(baseline) and baseline >= 0):
         raise ValueError(f"baseline: must be finite and >= 0, got {baseline!r}")
     if int(n_draws) != n_draws or n_draws < 1:
@@ -390,8 +390,7 @@ def escape(
     if method not in ("structured", "dense"):
         raise ValueError(f"method: must be 'structured' or 'dense', got {method!r}")
     sys_ = SymmetricSystem(setup)
-    thresholds = dict(flatness=flatness, min_decades=min_decades, window=window,
-                      contrast=contrast, baseline=baseline)
+    thresholds = dict(criterion.keywords(), baseline=baseline)
 
     # (E1) fixed point, (E2) spectra
     xstar, residual = symmetric_fixed_point(setup, system=sys_)
@@ -425,7 +424,7 @@ def escape(
     lo = 1e-3 / (setup.eta * sys_.lam[0])
     alpha = np.geomspace(lo, hi, int(np.ceil(np.log10(hi / lo) * points_per_decade)) + 1)
     eg_sym, traj = route.symmetric_trajectory(y0, hi, alpha)
-    i_s = _first_flat(alpha, eg_sym - baseline, flatness, window, contrast)
+    i_s = _first_flat(alpha, eg_sym - baseline, criterion)
     no_plateau = dict(escape_rate=mu, escape_multiplicity=route.multiplicity,
                       naive_length=naive, initial_asymmetry=A0, asymmetry_source=source,
                       alpha=alpha, eg_symmetric=eg_sym)
@@ -466,8 +465,8 @@ def escape(
                            np.nan)
 
     # the plateau criterion (A2) on the predicted curve: the flat run through α_s
-    slope = est.local_slope(alpha, eg_pred - baseline, window)
-    flat = np.isfinite(slope) & (np.abs(slope) < flatness)
+    slope = est.local_slope(alpha, eg_pred - baseline, criterion.window)
+    flat = np.isfinite(slope) & (np.abs(slope) < criterion.flatness)
     run = [(i0, i1) for i0, i1 in est.true_runs(flat) if i0 <= i_s <= i1 or i0 >= i_s]
     if not run:
         start = end = nan
@@ -475,7 +474,7 @@ def escape(
         i0, i1 = max(run, key=lambda ab: np.log(alpha[ab[1]] / alpha[ab[0]]))
         start, end = float(alpha[i0]), float(alpha[i1])
     length = end - start
-    found = bool(np.isfinite(length) and np.log10(end / start) >= min_decades)
+    found = bool(np.isfinite(length) and np.log10(end / start) >= criterion.min_decades)
     if not found:  # as in `scalex.analysis.plateau`: no plateau, no numbers
         start = end = length = nan
     return EscapeResult(plateau_start=start, plateau_end=end, plateau_length=length,

@@ -56,6 +56,7 @@ from scalex.model.setup import Setup
 from scalex.numerics.arrowhead import (
     ArrowheadBDF,
     ArrowheadMatrix,
+    ShiftedOperator,
     bdf_internals_message,
     bdf_internals_problem,
 )
@@ -78,7 +79,7 @@ FD_STEP = 1e-6
 
 
 # --------------------------------------------------------------------------- structured BDF
-class BlockLowRank:
+class BlockLowRank(ShiftedOperator):
     """shift · I + coef · J for J = blockdiag(β_τ A) + U Vᵀ (A (p, p) shared by G blocks; U, V
     (G p, r)), acting on ``ncols`` columns that share J (state laid out (G, p, ncols)).
 
@@ -86,22 +87,12 @@ class BlockLowRank:
     O(G p³ + G p r²) per factorisation and O(G p (p + r) ncols) per solve.
     """
 
-    __array_ufunc__ = None
-
     def __init__(self, A: Array, beta: Array, U: Array, V: Array, ncols: int = 1,
                  shift: float = 0.0, coef: float = 1.0) -> None:
         self.A, self.beta, self.U, self.V, self.ncols = A, beta, U, V, ncols
         self.shift, self.coef = shift, coef
         n = beta.size * A.shape[0] * ncols
         self.shape = (n, n)
-
-    def _with(self, shift: float, coef: float) -> BlockLowRank:
-        return BlockLowRank(self.A, self.beta, self.U, self.V, self.ncols, shift, coef)
-
-    def __mul__(self, c: float) -> BlockLowRank:
-        return self._with(self.shift * c, self.coef * c)
-
-    __rmul__ = __mul__
 
     def toarray(self) -> Array:
         """Dense form of one column's matrix (tests, fallback)."""
@@ -132,28 +123,11 @@ class _LowRankLU:
         return (y - self.PU @ (self.cap_inv @ (self.cVt @ y))).ravel()
 
 
-class LowRankBDF(ArrowheadBDF):
-    """`ArrowheadBDF` whose Jacobian is a `BlockLowRank` (or an `ArrowheadMatrix`)."""
-
-    def _validate_jac(self, jac, sparsity):
-        J = jac(self.t, self.y)
-        self.njev += 1
-        if not isinstance(J, (BlockLowRank, ArrowheadMatrix)) or J.shape != (self.n, self.n):
-            raise ValueError("jac: must return a BlockLowRank or an ArrowheadMatrix of the "
-                             "state's size")
-        self._first_jac = J
-
-        def jac_wrapped(t, y):
-            self.njev += 1
-            return jac(t, y)
-
-        return jac_wrapped, sparse.csc_matrix((self.n, self.n))
-
-
 def _integrate(fun: Callable, jac: Callable, span: tuple[float, float], z0: Array,
                **options: Any) -> Any:
-    """solve_ivp with `LowRankBDF` (jac returns an `ArrowheadMatrix` or a `BlockLowRank`), or
-    scipy's BDF with the same Jacobian in CSC form when scipy's internals do not allow it."""
+    """solve_ivp with `ArrowheadBDF` (jac returns an `ArrowheadMatrix` or a `BlockLowRank`,
+    both solved through their ``factorize``), or scipy's BDF with the same Jacobian in CSC form
+    when scipy's internals do not allow it."""
     problem = bdf_internals_problem()
     if problem is not None:
         warnings.warn(bdf_internals_message(problem), RuntimeWarning, stacklevel=3)
@@ -162,7 +136,7 @@ def _integrate(fun: Callable, jac: Callable, span: tuple[float, float], z0: Arra
     # trial states are rejected by its Newton iteration
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         if problem is None:
-            return solve_ivp(fun, span, z0, method=LowRankBDF, jac=jac, **options)
+            return solve_ivp(fun, span, z0, method=ArrowheadBDF, jac=jac, **options)
         return solve_ivp(fun, span, z0, method="BDF", jac=lambda a, z: _csc(jac(a, z)),
                          **options)
 

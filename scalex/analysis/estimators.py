@@ -12,6 +12,10 @@ The kernels live in one module per job and are collected here:
 * `scalex.analysis.powerlaw` — power-law fits and the bootstrap over seeds (A4)–(A6);
 * `scalex.analysis.decay` — the late-time decay class (A7).
 
+The thresholds of each measurement are one frozen dataclass next to its kernel
+(`PlateauCriterion`, `FitCriterion`, `DecayCriterion`): the kernels and the xarray functions
+take its fields as keyword arguments (`scalex.common.keywords.takes`), with its defaults.
+
 Their straight-line fits are `scalex.common.fits.line_fit`, the one least-squares line of the
 package.
 
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 from numpy.typing import ArrayLike
 
-from scalex.analysis.decay import CONVERGENCE_CLASSES, convergence_1d
+from scalex.analysis.decay import CONVERGENCE_CLASSES, DecayCriterion, convergence_1d
 from scalex.analysis.plateaus import (
     P_FEW_POINTS,
     P_GAP,
@@ -37,6 +41,7 @@ from scalex.analysis.plateaus import (
     P_OK,
     PLATEAU_FIELDS,
     PLATEAU_REASONS,
+    PlateauCriterion,
     check_plateau_options,
     crossing_alpha,
     plateau_1d,
@@ -53,6 +58,7 @@ from scalex.analysis.powerlaw import (
     OUTSIDE,
     REASONS,
     UNDETERMINED,
+    FitCriterion,
     constant_window,
     fit_bootstrap,
     fit_points,
@@ -93,6 +99,9 @@ __all__ = [
     "REASONS",
     "UNDETERMINED",
     "Array",
+    "DecayCriterion",
+    "FitCriterion",
+    "PlateauCriterion",
     "check_plateau_options",
     "constant_window",
     "convergence_1d",

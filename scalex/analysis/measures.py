@@ -8,7 +8,10 @@ with ``xr.apply_ufunc(..., dask="parallelized")``, so dask-backed input stays la
 result is computed only on ``.compute()``. Thresholds are recorded in the attributes of the
 result. `scalex.analysis` re-exports the functions, and most are methods of ``ds.scalex``.
 
-Definitions, equations (A1)–(A7) and default thresholds: docs/analysis.md.
+Definitions, equations (A1)–(A7) and default thresholds: docs/analysis.md. The thresholds of
+`plateau`, `fit_power_law` and `convergence` are the fields of `PlateauCriterion`,
+`FitCriterion` and `DecayCriterion`, which hold their defaults and checks for the functions
+here and their kernels alike.
 
 * `local_exponent` — running slope −d ln ε_g / d ln α by local regression (A1).
 * `plateau` — the symmetric plateau: height, start, end, length, plus the specialisation time
@@ -28,9 +31,12 @@ import numpy as np
 import xarray as xr
 
 from scalex.analysis import estimators as est
+from scalex.analysis.decay import DecayCriterion
 from scalex.analysis.members import DIM, SEED, baseline_attr, curve, finish, one_chunk, per_member
-from scalex.analysis.plateaus import check_plateau_options
+from scalex.analysis.plateaus import PlateauCriterion
+from scalex.analysis.powerlaw import FitCriterion
 from scalex.analysis.slopes import check_floor, check_positive
+from scalex.common.keywords import takes
 
 __all__ = [
     "VARIABLES",
@@ -43,39 +49,46 @@ __all__ = [
 ]
 
 
+#: the variables of `plateau`, `fit_power_law` and `convergence` that hold strings (no units);
+#: every other one is a number in the dimensionless units "1" of α and ε_g (`scalex.schema`)
+_TEXT = ("plateau_reason", "reason", "convergence", "convergence_reason")
+#: ``long_name`` of the variables of `plateau`, `fit_power_law` and `convergence`
+_LONG_NAMES: dict[str, str] = {
+    "plateau_height": "plateau height: median ε_g on the plateau",
+    "plateau_start": "α where the plateau starts",
+    "plateau_end": "α where the plateau ends",
+    "plateau_length": "plateau length (end − start) in α",
+    "has_plateau": "a plateau was found",
+    "plateau_spread": "median specialisation spread on the plateau",
+    "plateau_start_err": "uncertainty of plateau_start from the α grid spacing",
+    "plateau_end_err": "uncertainty of plateau_end from the α grid spacing",
+    "plateau_length_err": "uncertainty of plateau_length (start_err + end_err)",
+    "plateau_n_missing": "missing (non-finite) ε_g points inside the plateau",
+    "plateau_reason": "ok, or why the plateau is missing or degraded",
+    "specialisation_alpha": "α after which the overlap spread exceeds the threshold",
+    "exponent": "power-law exponent γ of ε_g ≈ A α^(−γ)",
+    "exponent_stderr": "least-squares standard error of γ",
+    "prefactor": "prefactor A of ε_g ≈ A α^(−γ)",
+    "prefactor_stderr": "standard error of A (delta method)",
+    "alpha_min": "lower end of the fit window",
+    "alpha_max": "upper end of the fit window",
+    "n_points": "number of points in the fit",
+    "exponent_spread": "max − min of the local exponent over the fit window",
+    "reason": "fit status: ok, or why it failed",
+    "exponent_ci_low": "bootstrap lower confidence limit of γ (resampling seeds)",
+    "exponent_ci_high": "bootstrap upper confidence limit of γ (resampling seeds)",
+    "exponent_bootstrap_std": "bootstrap standard deviation of γ",
+    "convergence": "late-time decay class: exponential, power_law or undetermined",
+    "convergence_rate": "rate c of ε_g ∝ exp(−c α) (exponential class)",
+    "convergence_exponent": "exponent γ of ε_g ∝ α^(−γ) (power-law class)",
+    "convergence_alpha_min": "lower end of the late window",
+    "convergence_alpha_max": "upper end of the late window",
+    "convergence_ratio": "growth ratio ρ of the local exponent (1 exp., 0 power law)",
+    "convergence_reason": "ok, or why the class is undetermined",
+}
 #: ``long_name`` and ``units`` of the variables of `plateau`, `fit_power_law` and `convergence`
 VARIABLES: dict[str, tuple[str, str]] = {
-    "plateau_height": ("plateau height: median ε_g on the plateau", "1"),
-    "plateau_start": ("α where the plateau starts", "1"),
-    "plateau_end": ("α where the plateau ends", "1"),
-    "plateau_length": ("plateau length (end − start) in α", "1"),
-    "has_plateau": ("a plateau was found", "1"),
-    "plateau_spread": ("median specialisation spread on the plateau", "1"),
-    "plateau_start_err": ("uncertainty of plateau_start from the α grid spacing", "1"),
-    "plateau_end_err": ("uncertainty of plateau_end from the α grid spacing", "1"),
-    "plateau_length_err": ("uncertainty of plateau_length (start_err + end_err)", "1"),
-    "plateau_n_missing": ("missing (non-finite) ε_g points inside the plateau", "1"),
-    "plateau_reason": ("ok, or why the plateau is missing or degraded", ""),
-    "specialisation_alpha": ("α after which the overlap spread exceeds the threshold", "1"),
-    "exponent": ("power-law exponent γ of ε_g ≈ A α^(−γ)", "1"),
-    "exponent_stderr": ("least-squares standard error of γ", "1"),
-    "prefactor": ("prefactor A of ε_g ≈ A α^(−γ)", "1"),
-    "prefactor_stderr": ("standard error of A (delta method)", "1"),
-    "alpha_min": ("lower end of the fit window", "1"),
-    "alpha_max": ("upper end of the fit window", "1"),
-    "n_points": ("number of points in the fit", "1"),
-    "exponent_spread": ("max − min of the local exponent over the fit window", "1"),
-    "reason": ("fit status: ok, or why it failed", ""),
-    "exponent_ci_low": ("bootstrap lower confidence limit of γ (resampling seeds)", "1"),
-    "exponent_ci_high": ("bootstrap upper confidence limit of γ (resampling seeds)", "1"),
-    "exponent_bootstrap_std": ("bootstrap standard deviation of γ", "1"),
-    "convergence": ("late-time decay class: exponential, power_law or undetermined", ""),
-    "convergence_rate": ("rate c of ε_g ∝ exp(−c α) (exponential class)", "1"),
-    "convergence_exponent": ("exponent γ of ε_g ∝ α^(−γ) (power-law class)", "1"),
-    "convergence_alpha_min": ("lower end of the late window", "1"),
-    "convergence_alpha_max": ("upper end of the late window", "1"),
-    "convergence_ratio": ("growth ratio ρ of the local exponent (1 exp., 0 power law)", "1"),
-    "convergence_reason": ("ok, or why the class is undetermined", ""),
+    name: (long_name, "" if name in _TEXT else "1") for name, long_name in _LONG_NAMES.items()
 }
 
 
@@ -143,13 +156,11 @@ def specialisation_spread(ds: xr.Dataset, dim: str = DIM) -> xr.DataArray:
     return spread.rename("specialisation_spread")
 
 
+@takes(criterion=PlateauCriterion)
 def plateau(
     ds: xr.Dataset | xr.DataArray,
     *,
-    flatness: float = 0.1,
-    min_decades: float = 0.25,
-    window: float = 0.2,
-    contrast: float = 2.0,
+    criterion: PlateauCriterion,
     spread_threshold: float = 0.5,
     baseline: float | xr.DataArray = 0.0,
     floor: float = 1e-10,
@@ -168,6 +179,8 @@ def plateau(
     (≈ 0 when the plateau is the symmetric phase). Both are NaN without ``r``.
 
     A curve without a plateau gives ``has_plateau = False`` and NaN, never an error.
+    ``flatness``, ``min_decades``, ``window`` and ``contrast`` are the fields of
+    `PlateauCriterion` (defaults there).
 
     A curve that saturates at ε_∞ > 0 (frozen input groups, ``trainable``; label noise) may
     leave its plateau by less than the factor ``contrast``: pass ``baseline`` = ε_∞ (a number
@@ -179,16 +192,14 @@ def plateau(
     (= end − start, in α), ``has_plateau``, ``plateau_spread`` and ``specialisation_alpha``,
     one value per member (the dims of ε_g without ``dim``). Lazy on dask-backed input.
     """
-    check_plateau_options(flatness=flatness, min_decades=min_decades, window=window,
-                          contrast=contrast)
+    criterion.check()
     check_positive(spread_threshold=spread_threshold)
     check_floor(floor)
     eg = curve(ds, dim, baseline)
     has_r = isinstance(ds, xr.Dataset) and all(v in ds for v in ("q", "r", "t", "eigenvalue"))
     spread = (one_chunk(specialisation_spread(ds, dim), dim) if has_r
               else xr.full_like(eg, np.nan))
-    kwargs = dict(flatness=flatness, min_decades=min_decades, window=window, contrast=contrast,
-                  floor=floor)
+    kwargs = dict(criterion.keywords(), floor=floor)
     out = per_member(lambda a, y, s: est.plateau_1d(a, y, s, **kwargs), eg,
                      est.PLATEAU_FIELDS, dim=dim, others=[spread],
                      codes={"reason_code": ("plateau_reason", est.PLATEAU_REASONS)})
@@ -209,16 +220,13 @@ def plateau(
 _BOOT_FIELDS = ("exponent_ci_low", "exponent_ci_high", "exponent_bootstrap_std")
 
 
+@takes(criterion=FitCriterion)
 def fit_power_law(
     ds: xr.Dataset | xr.DataArray,
     alpha_min: float | None = None,
     alpha_max: float | None = None,
     *,
-    tol: float = 0.02,
-    window: float = 0.2,
-    min_decades: float = 0.5,
-    min_exponent: float = 0.05,
-    max_spread: float = 0.3,
+    criterion: FitCriterion,
     bootstrap: int = 0,
     ci: float = 0.95,
     seed_mean: bool | None = None,
@@ -238,7 +246,8 @@ def fit_power_law(
     (max − min)/mean is ≤ ``max_spread``; ``reason`` then says "ok, approximate" and
     ``exponent_spread`` (max − min of the local exponent over the window, always reported)
     how far from a pure power law the window is. The fit is least squares of ln ε_g on ln α;
-    standard errors are the least-squares ones.
+    standard errors are the least-squares ones. ``tol``, ``window``, ``min_decades``,
+    ``min_exponent`` and ``max_spread`` are the fields of `FitCriterion` (defaults there).
 
     Seeds: with a ``seed`` dim and ``seed_mean`` (default: True when the dim exists), the
     seed-mean curve is fitted and, if ``bootstrap`` > 0, the fit is repeated on the means of
@@ -255,7 +264,7 @@ def fit_power_law(
     ``alpha_min``, ``alpha_max`` (the window used), ``n_points`` and ``reason`` per member
     (plus the bootstrap variables). Lazy on dask-backed input.
     """
-    check_positive(tol=tol, window=window, min_decades=min_decades)
+    criterion.check()
     check_floor(floor)
     if not 0 < ci < 1:
         raise ValueError(f"ci: must be in (0, 1), got {ci!r}")
@@ -276,8 +285,7 @@ def fit_power_law(
         raise ValueError(f"bootstrap: needs seed_mean=True and a {SEED!r} dim to resample")
     lo = np.nan if alpha_min is None else float(alpha_min)
     hi = np.nan if alpha_max is None else float(alpha_max)
-    kwargs = dict(tol=tol, window=window, min_decades=min_decades, min_exponent=min_exponent,
-                  max_spread=max_spread, floor=floor)
+    kwargs = dict(criterion.keywords(), floor=floor)
     names = est.FIT_FIELDS
     codes = {"reason_code": ("reason", est.REASONS)}
     if seed_mean:
@@ -298,15 +306,12 @@ def fit_power_law(
 
 
 # --------------------------------------------------------------------------- late-time decay
+@takes(criterion=DecayCriterion)
 def convergence(
     ds: xr.Dataset | xr.DataArray,
     alpha_min: float | None = None,
     *,
-    decades: float = 0.5,
-    window: float = 0.2,
-    exponential_ratio: float = 0.5,
-    power_law_ratio: float = 0.15,
-    min_exponent: float = 0.05,
+    criterion: DecayCriterion,
     baseline: float | xr.DataArray = 0.0,
     floor: float = 1e-10,
     dim: str = DIM,
@@ -319,7 +324,9 @@ def convergence(
     ρ (1 for a pure exponential, 0 for a pure power law) decides: "exponential" if
     ρ ≥ ``exponential_ratio``, "power_law" if |ρ| ≤ ``power_law_ratio``, else "undetermined"
     (also when ε_g does not decay, or too few points). With a ``baseline`` ε_∞ the decay of
-    the excess ε_g − ε_∞ is classified.
+    the excess ε_g − ε_∞ is classified. ``decades``, ``window``, ``exponential_ratio``,
+    ``power_law_ratio`` and ``min_exponent`` are the fields of `DecayCriterion` (defaults
+    there).
 
     Returns
     -------
@@ -327,17 +334,13 @@ def convergence(
     ``convergence_exponent`` (γ, for power law), ``convergence_alpha_min``/``_max`` (window),
     ``convergence_ratio`` (ρ) and ``convergence_reason``. Lazy on dask-backed input.
     """
-    check_positive(decades=decades, window=window)
+    criterion.check()
     check_floor(floor)
-    if not power_law_ratio < exponential_ratio:
-        raise ValueError(f"power_law_ratio: must be < exponential_ratio={exponential_ratio}, "
-                         f"got {power_law_ratio!r}")
     if alpha_min is not None and not (np.isfinite(alpha_min) and alpha_min >= 0):
         raise ValueError(f"alpha_min: must be None or finite and >= 0, got {alpha_min!r}")
     eg = curve(ds, dim, baseline)
     lo = np.nan if alpha_min is None else float(alpha_min)
-    kwargs = dict(decades=decades, window=window, exponential_ratio=exponential_ratio,
-                  power_law_ratio=power_law_ratio, min_exponent=min_exponent, floor=floor)
+    kwargs = dict(criterion.keywords(), floor=floor)
     names = ("class_code", "convergence_rate", "convergence_exponent", "convergence_alpha_min",
              "convergence_alpha_max", "convergence_ratio", "reason_code")
     out = per_member(lambda a, y: est.convergence_1d(a, y, lo, **kwargs), eg, names, dim=dim,

@@ -3,18 +3,24 @@
 1-D numpy kernels of `scalex.analysis.measures.plateau` (conventions: `scalex.analysis.slopes`;
 definitions and thresholds: docs/analysis.md; the symmetric plateau itself: docs/theory.md §5).
 A curve without a plateau gives NaN and a reason code (`PLATEAU_REASONS`), never an error.
+The thresholds of the criterion are one `PlateauCriterion`, shared with
+`scalex.analysis.measures.plateau` and the escape theory (`scalex.analysis.escape.escape`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from scalex.analysis.slopes import Array, check_positive, local_slope, true_runs, valid_mask
+from scalex.analysis.slopes import Array, local_slope, true_runs, valid_mask
+from scalex.common.keywords import KeywordGroup, above, positive, takes
 
 __all__ = [
     "PLATEAU_FIELDS",
     "PLATEAU_REASONS",
+    "PlateauCriterion",
     "check_plateau_options",
     "crossing_alpha",
     "plateau_1d",
@@ -37,16 +43,29 @@ PLATEAU_REASONS: tuple[str, ...] = (
 P_OK, P_ISOLATED, P_GAP, P_NO_DATA, P_FEW_POINTS, P_NONE = range(6)
 
 
+@dataclass(frozen=True)
+class PlateauCriterion(KeywordGroup):
+    """The thresholds of the plateau criterion (A2), with their defaults (docs/analysis.md).
+
+    ``flatness``: largest |d ln ε_g / d ln α| on the plateau; ``min_decades``: its shortest
+    span in decades of α; ``window``: the decades of the local slope (A1); ``contrast``: the
+    factor by which the plateau lies below the initial ε_g and is left again. `check` raises
+    ValueError naming the first bad one (> 0 each, ``contrast`` > 1).
+    """
+
+    flatness: float = positive(0.1)
+    min_decades: float = positive(0.25)
+    window: float = positive(0.2)
+    contrast: float = above(2.0, 1)
+
+
 def check_plateau_options(
     *, flatness: float, min_decades: float, window: float, contrast: float
 ) -> None:
-    """Raise ValueError naming the first bad threshold of the plateau criterion (A2).
-
-    ``flatness``, ``min_decades`` and ``window`` must be finite and > 0, ``contrast`` > 1.
-    """
-    check_positive(flatness=flatness, min_decades=min_decades, window=window)
-    if not contrast > 1:
-        raise ValueError(f"contrast: must be > 1, got {contrast!r}")
+    """Raise ValueError naming the first bad threshold of the plateau criterion (A2)
+    (`PlateauCriterion.check`)."""
+    PlateauCriterion(flatness=flatness, min_decades=min_decades, window=window,
+                     contrast=contrast).check()
 
 
 def _flat_crossing(
@@ -84,14 +103,14 @@ def _flat_crossing(
 
 
 def _flat_run(
-    u: Array, ly: Array, *, flatness: float, min_decades: float, window: float,
-    contrast: float, floor: float,
+    u: Array, ly: Array, criterion: PlateauCriterion
 ) -> tuple[float, float, float, float, float] | int:
     """The plateau (A2) of ln ε_g = ``ly`` on u = log10 α (valid, increasing points).
 
     Returns (u_start, u_end, du_start, du_end, height) or a `PLATEAU_REASONS` code.
     """
-    s = local_slope(10.0**u, np.exp(ly), window, floor)
+    flatness, contrast = criterion.flatness, criterion.contrast
+    s = local_slope(10.0**u, np.exp(ly), criterion.window, 0.0)  # points are valid already
     keep = np.isfinite(s)
     if keep.sum() < 2:
         return P_FEW_POINTS
@@ -100,7 +119,7 @@ def _flat_run(
     best, best_span = None, -np.inf
     for i0, i1 in true_runs(np.abs(s) < flatness):
         span = u[i1] - u[i0]
-        if span < min_decades or span <= best_span:
+        if span < criterion.min_decades or span <= best_span:
             continue
         height = float(np.median(y[i0:i1 + 1]))
         after = y[i1 + 1:]
@@ -115,18 +134,19 @@ def _flat_run(
     return u0, u1, du0, du1, height
 
 
+@takes(criterion=PlateauCriterion)
 def plateau_1d(
     alpha: ArrayLike,
     eg: ArrayLike,
     spread: ArrayLike | None = None,
     *,
-    flatness: float = 0.1,
-    min_decades: float = 0.25,
-    window: float = 0.2,
-    contrast: float = 2.0,
+    criterion: PlateauCriterion,
     floor: float = 1e-10,
 ) -> Array:
     """The plateau of one learning curve, equation (A2).
+
+    ``flatness``, ``min_decades``, ``window`` and ``contrast`` are keyword arguments: the
+    fields of `PlateauCriterion`, with its defaults.
 
     A plateau is a maximal run of consecutive valid points where the local slope (A1) obeys
     |d ln ε_g / d ln α| < ``flatness``, such that
@@ -173,15 +193,13 @@ def plateau_1d(
     if u.size < 4 or np.any(np.diff(u) <= 0):
         out[10] = P_FEW_POINTS
         return out
-    opts = dict(flatness=flatness, min_decades=min_decades, window=window, contrast=contrast,
-                floor=0.0)
-    step = window / 50.0
+    step = criterion.window / 50.0
     if np.max(np.diff(u)) > 1.001 * step:  # coarse grid or gaps: resample in log-log
         from scipy.interpolate import CubicSpline
 
         uf = np.linspace(u[0], u[-1], int(np.ceil((u[-1] - u[0]) / step)) + 1)
-        found = _flat_run(uf, CubicSpline(u, ly)(uf), **opts)
-        linear = _flat_run(uf, np.interp(uf, u, ly), **opts)
+        found = _flat_run(uf, CubicSpline(u, ly)(uf), criterion)
+        linear = _flat_run(uf, np.interp(uf, u, ly), criterion)
         if not isinstance(found, int):
             if isinstance(linear, int):  # the two interpolations disagree on the plateau
                 extra = (found[1] - found[0], found[1] - found[0])
@@ -189,7 +207,7 @@ def plateau_1d(
                 extra = (abs(found[0] - linear[0]), abs(found[1] - linear[1]))
             found = (found[0], found[1], found[2] + extra[0], found[3] + extra[1], found[4])
     else:
-        found = _flat_run(u, ly, **opts)
+        found = _flat_run(u, ly, criterion)
     if isinstance(found, int):
         out[10] = found
         return out

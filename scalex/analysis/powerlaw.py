@@ -3,22 +3,26 @@
 1-D numpy kernels of `scalex.analysis.measures.fit_power_law` (conventions:
 `scalex.analysis.slopes`; definitions and thresholds: docs/analysis.md; the exponents theory
 predicts: docs/theory.md §4.5 and §5.5). A curve that cannot be fitted gives NaN and a reason
-code (`REASONS`), never an error.
+code (`REASONS`), never an error. The thresholds of the window choice are one `FitCriterion`,
+shared with `scalex.analysis.measures.fit_power_law`.
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scalex.analysis.slopes import Array, exponent_profile, true_runs
 from scalex.common.fits import line_fit
+from scalex.common.keywords import KeywordGroup, positive, takes
 
 __all__ = [
     "FIT_FIELDS",
     "REASONS",
+    "FitCriterion",
     "constant_window",
     "fit_bootstrap",
     "fit_points",
@@ -44,6 +48,25 @@ OK, NO_DATA, FEW_POINTS, NO_WINDOW, OUTSIDE, NONFINITE, UNDETERMINED, NO_DECAY, 
 
 FIT_FIELDS = ("exponent", "exponent_stderr", "prefactor", "prefactor_stderr", "alpha_min",
               "alpha_max", "n_points", "exponent_spread", "reason_code")
+
+
+@dataclass(frozen=True)
+class FitCriterion(KeywordGroup):
+    """The thresholds of the automatic fit window (A4)–(A4'), with their defaults
+    (docs/analysis.md).
+
+    ``tol``: half-width of the band the local exponent stays in; ``window``: the decades of
+    the local exponent (A1); ``min_decades``: the shortest window; ``min_exponent``: the
+    smallest local exponent a window may hold (plateaus are skipped); ``max_spread``: the
+    largest relative spread of the fallback window (`least_varying_window`). `check` raises
+    ValueError unless ``tol``, ``window`` and ``min_decades`` are finite and > 0.
+    """
+
+    tol: float = positive(0.02)
+    window: float = positive(0.2)
+    min_decades: float = positive(0.5)
+    min_exponent: float = 0.05
+    max_spread: float = 0.3
 
 
 def constant_window(
@@ -124,21 +147,21 @@ def least_varying_window(
     return None if best is None else (best, best_score)
 
 
+@takes(criterion=FitCriterion)
 def fit_power_law_1d(
     alpha: ArrayLike,
     eg: ArrayLike,
     alpha_min: float = np.nan,
     alpha_max: float = np.nan,
     *,
-    tol: float = 0.02,
-    window: float = 0.2,
-    min_decades: float = 0.5,
-    min_exponent: float = 0.05,
-    max_spread: float = 0.3,
+    criterion: FitCriterion,
     floor: float = 1e-10,
     min_points: int = 4,
 ) -> Array:
     """Power-law fit ε_g ≈ A α^(−γ) on one curve, equations (A4)–(A5).
+
+    ``tol``, ``window``, ``min_decades``, ``min_exponent`` and ``max_spread`` are keyword
+    arguments: the fields of `FitCriterion`, with its defaults.
 
     With both ``alpha_min`` and ``alpha_max`` NaN the window is chosen by `constant_window` on
     the local exponent −(A1), computed on the valid points only (missing points do not cut a
@@ -156,8 +179,9 @@ def fit_power_law_1d(
     (`FIT_FIELDS`; ``spread`` = max − min of the local exponent over the window), NaN with a
     reason code other than OK/APPROX when the fit fails; never raises.
     """
+    tol, min_decades, min_exponent = criterion.tol, criterion.min_decades, criterion.min_exponent
     out = np.full(len(FIT_FIELDS), np.nan)
-    prof = exponent_profile(alpha, eg, window, floor)
+    prof = exponent_profile(alpha, eg, criterion.window, floor)
     if prof is None:
         out[6], out[-1] = 0, NO_DATA
         return out
@@ -170,7 +194,7 @@ def fit_power_law_1d(
             win = (have[win[0]], have[win[1]])
         if win is None or np.log10(alpha[win[1]] / alpha[win[0]]) < min_decades:
             loose = least_varying_window(alpha[have], g[have], min_decades, min_exponent)
-            if loose is None or loose[1] > max_spread:
+            if loose is None or loose[1] > criterion.max_spread:
                 out[6], out[-1] = 0, NO_WINDOW
                 return out
             win, code = (have[loose[0][0]], have[loose[0][1]]), APPROX

@@ -13,6 +13,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from scalex.common.keywords import must_be_fraction, must_be_positive
+
 __all__ = [
     "LN10",
     "ExponentProfile",
@@ -31,14 +33,12 @@ LN10 = float(np.log(10.0))
 def check_positive(**values: float) -> None:
     """Raise ValueError naming the first value that is not finite and > 0."""
     for name, val in values.items():
-        if not (np.isfinite(val) and val > 0):
-            raise ValueError(f"{name}: must be finite and > 0, got {val!r}")
+        must_be_positive(name, val)
 
 
 def check_floor(floor: float) -> None:
     """Raise ValueError unless the relative floor of `valid_mask` is in [0, 1)."""
-    if not (np.isfinite(floor) and 0 <= floor < 1):
-        raise ValueError(f"floor: must be in [0, 1), got {floor!r}")
+    must_be_fraction("floor", floor)
 
 
 def valid_mask(alpha: ArrayLike, eg: ArrayLike, floor: float = 1e-10) -> NDArray[np.bool_]:

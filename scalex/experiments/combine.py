@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -172,6 +172,25 @@ def constant_along(values: NDArray[Any], axis: int) -> bool:
     return bool(np.all(same))
 
 
+class _SweepGrid(NamedTuple):
+    """The layout of a sweep's members: its axes (`parse_over`), its seeds in the order of the
+    members' last index, the member dims (the sweep dims, then ``seed``) and their sizes."""
+
+    axes: list[Axis]
+    seeds: list[int]
+    dims: list[str]
+    shape: tuple[int, ...]
+
+
+def _sweep_grid(members: Sequence[Member], over: Mapping[str, Sequence[Any]] | None
+                ) -> _SweepGrid:
+    axes = parse_over(over)
+    order = sorted({m.seed: m.index[-1] for m in members}.items(), key=lambda kv: kv[1])
+    seeds = [s for s, _ in order]
+    return _SweepGrid(axes, seeds, [ax.dim for ax in axes] + ["seed"],
+                      (*(len(ax.values) for ax in axes), len(seeds)))
+
+
 def combine_members(
     datasets: Mapping[tuple[int, ...], xr.Dataset],
     members: Sequence[Member],
@@ -182,11 +201,7 @@ def combine_members(
     key: str,
 ) -> xr.Dataset:
     """Combine member Datasets into orthogonal sweep dims (see module docstring)."""
-    axes = parse_over(over)
-    seeds = sorted({m.seed: m.index[-1] for m in members}.items(), key=lambda kv: kv[1])
-    seed_values = [s for s, _ in seeds]
-    member_dims = [ax.dim for ax in axes] + ["seed"]
-    shape = (*(len(ax.values) for ax in axes), len(seed_values))
+    axes, seed_values, member_dims, shape = _sweep_grid(members, over)
 
     # Per-member non-index coords (eigenvalue(group), ...) travel as data and are then
     # reduced to the sweep dims they actually vary along.
@@ -259,30 +274,18 @@ def combine_members(
         (ds.attrs.get("method") for ds in datasets.values() if ds.attrs.get("method")), kind
     )
     spec = sweep_spec(kind, base_setup, over, seed_values, alpha, key)
-    out.attrs = _sweep_attrs(spec, base_setup, method, axes)
-    _annotate_sweep(out, axes)
-    return out
+    return _finish_sweep(out, spec, base_setup, method, axes)
 
 
-def sweep_skeleton(
-    members: Sequence[Member],
-    kind: str,
-    base_setup: Setup,
-    over: Mapping[str, Sequence[Any]] | None,
-    alpha: NDArray[np.float64],
-    key: str,
-    method: str,
-) -> xr.Dataset:
+def sweep_skeleton(members: Sequence[Member], kind: str, base_setup: Setup,
+                   over: Mapping[str, Sequence[Any]] | None, alpha: NDArray[np.float64], key: str,
+                   method: str) -> xr.Dataset:
     """The coordinates and attributes `combine_members` gives a sweep, made from the members'
     Setups alone (no member data): sweep dims, ``seed``, ``alpha``, ``group`` of the largest L,
     ``eigenvalue`` and ``multiplicity`` (NaN-padded, reduced to the sweep dims they vary
     along), linked fields and ``setup_hash``; ``status`` ("" for every member) carries the
     member dims. The template of a zarr store (`scalex.experiments.zarr_store`)."""
-    axes = parse_over(over)
-    seed_values = [s for s, _ in sorted({m.seed: m.index[-1] for m in members}.items(),
-                                        key=lambda kv: kv[1])]
-    member_dims = [ax.dim for ax in axes] + ["seed"]
-    shape = (*(len(ax.values) for ax in axes), len(seed_values))
+    axes, seed_values, member_dims, shape = _sweep_grid(members, over)
     setups = {m.index[:-1]: m.setup for m in members}
     G = max(s.L for s in setups.values())
     ragged = any(s.L != G for s in setups.values())
@@ -309,9 +312,7 @@ def sweep_skeleton(
     out = xr.Dataset({"status": (member_dims, np.full(shape, "", dtype=object))},
                      coords=coords)
     spec = sweep_spec(kind, base_setup, over, seed_values, alpha, key)
-    out.attrs = _sweep_attrs(spec, base_setup, method, axes)
-    _annotate_sweep(out, axes)
-    return out
+    return _finish_sweep(out, spec, base_setup, method, axes)
 
 
 def sweep_spec(kind: str, base_setup: Setup, over: Mapping[str, Sequence[Any]] | None,
@@ -358,8 +359,11 @@ def _sweep_attrs(spec: Mapping[str, Any], base_setup: Setup, method: str,
     return attrs
 
 
-def _annotate_sweep(ds: xr.Dataset, axes: Sequence[Axis]) -> None:
-    """``long_name`` and ``units`` of the schema names and of the sweep's own coordinates."""
+def _finish_sweep(ds: xr.Dataset, spec: Mapping[str, Any], base_setup: Setup, method: str,
+                  axes: Sequence[Axis]) -> xr.Dataset:
+    """``ds`` with the global attrs of its `sweep_spec` (`_sweep_attrs`) and the ``long_name``
+    and ``units`` of the schema names and of the sweep's own coordinates."""
+    ds.attrs = _sweep_attrs(spec, base_setup, method, axes)
     annotate(ds)
     for ax in axes:
         for name in ax.fields:
@@ -368,6 +372,7 @@ def _annotate_sweep(ds: xr.Dataset, axes: Sequence[Axis]) -> None:
     ds["seed"].attrs.setdefault("long_name", COORDS["seed"][0])
     ds["setup_hash"].attrs["long_name"] = "Setup.hash of the member (names its store file)"
     ds["setup_hash"].attrs["units"] = "1"
+    return ds
 
 
 def jsonable(obj: Any) -> Any:

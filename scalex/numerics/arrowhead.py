@@ -6,7 +6,9 @@ The matrices here have the form
 
 with one p × p block A shared by G diagonal blocks (scaled by β_τ), a border D (G, p, m),
 bottom blocks λ_τ β_τ A and a corner E (m, m). `ArrowheadMatrix` stores σI + cJ in this form.
-It is the Jacobian of the augmented ODE system (`scalex.engines.ode_system`, docs/theory.md
+`ShiftedOperator` is the arithmetic of σI + cJ that scipy's BDF needs, shared with the other
+structured Jacobians (`scalex.analysis.escape_blocks.BlockLowRank`). It is the Jacobian of the
+augmented ODE system (`scalex.engines.ode_system`, docs/theory.md
 eq. (3.16)), but nothing in this module depends on the physics.
 
 `ArrowheadMatrix.factorize` solves by block elimination: G inverses P_τ = (σI + cβ_τ A)⁻¹ of
@@ -33,9 +35,11 @@ back to ``method="BDF"`` (same Jacobian as a sparse matrix, SuperLU) with an
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from dataclasses import dataclass
+from typing import Self
 
 import numba
 import numpy as np
@@ -51,16 +55,38 @@ SMALL_BLOCK_P = 16
 
 
 # --------------------------------------------------------------------------- structured BDF
-class ArrowheadMatrix:
+class ShiftedOperator:
+    """shift · I + coef · J for a structured J that is never formed as a matrix.
+
+    The arithmetic that scipy's BDF applies to its Jacobian, ``c * J`` and ``I - c * J`` (with
+    `_ArrowheadIdentity`), changes only the two scalars, so it is done here once; a subclass
+    holds J, sets ``shift`` and ``coef`` and solves with ``factorize``.
+    """
+
+    __array_ufunc__ = None  # make numpy scalars defer to __rmul__
+    shift: float
+    coef: float
+
+    def _with(self, shift: float, coef: float) -> Self:
+        """The same J (its arrays shared, not copied) with other scalars."""
+        out = copy.copy(self)
+        out.shift, out.coef = shift, coef
+        return out
+
+    def __mul__(self, c: float) -> Self:
+        return self._with(self.shift * c, self.coef * c)
+
+    __rmul__ = __mul__
+
+
+class ArrowheadMatrix(ShiftedOperator):
     """shift · I + coef · J for the arrowhead Jacobian of `AugmentedSystem`,
 
         J = [[blockdiag(β_τ A), D], [(λ_τ β_τ A)_τ, E]],
 
     with A (p, p) shared by all groups, β, λ (G,), D (G, p, m) and E (m, m). Supports the
-    arithmetic that scipy's BDF applies to its Jacobian (``c * J``, ``I - c * J``) and `factorize`.
+    arithmetic that scipy's BDF applies to its Jacobian (`ShiftedOperator`) and `factorize`.
     """
-
-    __array_ufunc__ = None  # make numpy scalars defer to __rmul__
 
     def __init__(self, A: Array, beta: Array, lam: Array, D: Array, E: Array,
                  shift: float = 0.0, coef: float = 1.0) -> None:
@@ -71,14 +97,6 @@ class ArrowheadMatrix:
             raise ValueError("ArrowheadMatrix: needs A (p, p), beta and lam (G,), D (G, p, p) "
                              "and E (p, p)")
         self.shape = (G * p + m, G * p + m)
-
-    def _with(self, shift: float, coef: float) -> ArrowheadMatrix:
-        return ArrowheadMatrix(self.A, self.beta, self.lam, self.D, self.E, shift, coef)
-
-    def __mul__(self, c: float) -> ArrowheadMatrix:
-        return self._with(self.shift * c, self.coef * c)
-
-    __rmul__ = __mul__
 
     def toarray(self) -> Array:
         """Dense form (for tests and small systems)."""
@@ -182,9 +200,10 @@ def _inverse(M: Array) -> Array:
 
 
 class _ArrowheadIdentity:
-    """The identity of scipy's BDF, so that ``I - c * J`` stays an `ArrowheadMatrix`."""
+    """The identity of scipy's BDF, so that ``I - c * J`` stays a `ShiftedOperator` (an
+    `ArrowheadMatrix`, say)."""
 
-    def __sub__(self, other: ArrowheadMatrix) -> ArrowheadMatrix:
+    def __sub__(self, other: ShiftedOperator) -> ShiftedOperator:
         return other._with(1.0 - other.shift, -other.coef)
 
 
@@ -238,7 +257,10 @@ class ArrowheadLU:
 class ArrowheadBDF(BDF):
     """scipy's BDF whose Newton matrices I − cJ are solved by arrowhead block elimination.
 
-    ``jac(t, y)`` must return an `ArrowheadMatrix`. Only the Newton linear algebra differs from
+    ``jac(t, y)`` must return an `ArrowheadMatrix`, or another structured matrix with the same
+    protocol (``shape``, ``_with(shift, coef)`` for σI + cJ, ``factorize()`` returning an object
+    with ``solve(b)``; e.g. `scalex.engines.ode_feedback.FeedbackJacobian`). Only the Newton
+    linear algebra differs from
     `scipy.integrate.BDF` (same steps, orders and error control): one factorisation costs
     O(G p³ + G p² m + m³) and one solve O(G p (p + m) + m²), both linear in the number of groups.
     """
@@ -260,8 +282,9 @@ class ArrowheadBDF(BDF):
     def _validate_jac(self, jac, sparsity):
         J = jac(self.t, self.y)
         self.njev += 1
-        if not isinstance(J, ArrowheadMatrix) or J.shape != (self.n, self.n):
-            raise ValueError("jac: must return an ArrowheadMatrix of the state's size")
+        if not callable(getattr(J, "factorize", None)) or J.shape != (self.n, self.n):
+            raise ValueError("jac: must return an ArrowheadMatrix (or another structured "
+                             "matrix with factorize() and _with()) of the state's size")
         self._first_jac = J
 
         def jac_wrapped(t, y):

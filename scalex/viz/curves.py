@@ -7,7 +7,8 @@ then draw every route of it (`scalex.viz.routes.route_curves`).
 the overlay dim, a seed mean with a band, sliders for the other sweep dims, and optionally the
 measured plateau (`scalex.analysis.plateau`) as a shaded span and a theory as a dashed curve
 over each. `compare` is the latter: a theory (e.g. the ODE or the linear theory) over a
-simulation (solid, seed mean with a band) on the grid of the simulation.
+simulation (solid, seed mean with a band) on the grid of the simulation. Both take the frame
+options of `scalex.viz.routes.CurveFrame` (colour map, log axes, title, y range, size).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import holoviews as hv
 import numpy as np
 import xarray as xr
 
+from scalex.common.keywords import takes
 from scalex.viz import style
+from scalex.viz.routes import CurveFrame, route_curves
 from scalex.viz.series import (
     Series,
     as_dataarray,
@@ -69,6 +72,7 @@ def _plateau_info(ds: xr.Dataset | xr.DataArray, plateau: xr.Dataset | None) -> 
     return analysis.plateau(ds)
 
 
+@takes(frame=CurveFrame)
 def learning_curves(
     ds: xr.Dataset | xr.DataArray | xr.DataTree,
     over: str | None = None,
@@ -79,13 +83,7 @@ def learning_curves(
     plateau: xr.Dataset | None = None,
     ds_theory: xr.Dataset | xr.DataArray | None = None,
     labels: tuple[str, str] | None = None,
-    cmap: str = "viridis",
-    logx: bool = True,
-    logy: bool = True,
-    title_text: str | None = None,
-    ylim: tuple[float, float] | None = None,
-    width: int = style.WIDTH,
-    height: int = style.HEIGHT,
+    frame: CurveFrame,
 ) -> hv.Overlay | hv.HoloMap:
     """ε_g(α) on log–log axes, one curve per value of ``over``, a slider for other sweep dims.
 
@@ -106,8 +104,8 @@ def learning_curves(
         where it has the dim and drawn unchanged where it has not (see `compare`).
     labels : (data, theory) names in the legend with ``ds_theory``; default the producing
         methods of the two datasets.
-    title_text : overrides the automatic title (the method and the fixed parameters).
-    ylim : fixed y range, e.g. to keep an exponential decay from squashing power laws.
+    cmap, logx, logy, title_text, ylim, width, height : the frame (`CurveFrame`; defaults
+        there); ``title_text`` replaces the title made of the method and the fixed parameters.
 
     Returns
     -------
@@ -118,11 +116,7 @@ def learning_curves(
         if mark_plateau or plateau is not None or ds_theory is not None or labels is not None:
             raise ValueError("ds: a comparison DataTree draws its own routes; mark_plateau, "
                              "plateau, ds_theory and labels apply to a Dataset")
-        from scalex.viz.routes import route_curves
-
-        return route_curves(ds, over, variable=variable, band=band, cmap=cmap, logx=logx,
-                            logy=logy, title_text=title_text, ylim=ylim, width=width,
-                            height=height)
+        return route_curves(ds, over, variable=variable, band=band, **frame.keywords())
     style.load_backends()
     da = _alpha_data(ds, variable)
     theory = None if ds_theory is None else _alpha_data(ds_theory, variable)
@@ -133,11 +127,11 @@ def learning_curves(
     skip = [*sliders, *([over] if over else [])]
     data_label = theory_label = ""
     if ds_theory is None:
-        head = title_text or style.title(attrs, skip=skip)
+        head = frame.title_text or style.title(attrs, skip=skip)
     else:
         data_label, theory_label = labels or (_method_name(ds, "simulation"),
                                               _method_name(ds_theory, "theory"))
-        head = title_text or f"{theory_label} vs {data_label}: " + style.title(
+        head = frame.title_text or f"{theory_label} vs {data_label}: " + style.title(
             {k: v for k, v in attrs.items() if k != "method"}, skip=skip)
 
     def draw(sub: xr.DataArray, value: Any, color: str, at: dict[str, Any]) -> list[Any]:
@@ -148,21 +142,20 @@ def learning_curves(
             series = reduce_seeds(sub, band, "alpha")
         elements = series_elements(series, xdim, ydim, color,
                                    curve_label(over, value, series, data_label, attrs),
-                                   logx=logx, logy=logy)
+                                   logx=frame.logx, logy=frame.logy)
         elements += _plateau_marks(info, {d: v for d, v in at.items() if d != "seed"}, color,
-                                   logx)
+                                   frame.logx)
         if theory is not None:
             name = f"{style.symbol_of(over, attrs)}={style.fmt(value)} " if over else ""
             elements += _theory_curve(theory, at, color if over else style.THEORY_COLOR,
-                                      name + theory_label, xdim, ydim, logx=logx, logy=logy)
+                                      name + theory_label, xdim, ydim, logx=frame.logx,
+                                      logy=frame.logy)
         return elements
 
     # one bare curve needs no legend; members, seeds or a theory do
     legend = over is not None or theory is not None or da.sizes.get("seed", 1) > 1
-    return overlay_frames(
-        da, over, sliders, draw, head=head, cmap=cmap, attrs=attrs,
-        options=lambda text: style.frame_style(width, height, text, logx=logx, logy=logy,
-                                               ylim=ylim, legend=legend))
+    return overlay_frames(da, over, sliders, draw, head=head, cmap=frame.cmap, attrs=attrs,
+                          options=lambda text: frame.options(text, legend=legend))
 
 
 def _alpha_data(ds: xr.Dataset | xr.DataArray, variable: str) -> xr.DataArray:
@@ -216,8 +209,6 @@ def compare(
         if ds_theory is not None:
             raise ValueError("ds_theory: a comparison DataTree holds its theories as routes; "
                              "pass the tree alone (over by keyword: compare(tree, over='L'))")
-        from scalex.viz.routes import route_curves
-
         return route_curves(ds_sim, over, **options)
     if ds_theory is None:
         raise ValueError("ds_theory: required unless ds_sim is a comparison DataTree")
