@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike
 
 from scalex._version import __version__
 from scalex.common.atomic import atomic_path
-from scalex.model.axes import parse_over
+from scalex.model.axes import member, parse_over
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import ATTR_KEY, Setup
 from scalex.model.weights import group_overlaps, sample_weights
@@ -95,7 +95,8 @@ COORDS: dict[str, tuple[str, str]] = {
 }
 
 CONVENTIONS = {
-    "activation_convention": "erf: g(x) = erf(x/sqrt(2)); linear: g(x) = x",
+    "activation_convention": ("erf: g(x) = erf(x/sqrt(2)); linear: g(x) = x; "
+                              "relu: g(x) = max(0, x), g'(x) = 1 if x > 0 else 0"),
     "time_convention": "alpha = number of SGD steps / N",
     "spectrum_convention": (
         "lambda_tau = lambda_+ tau^-(1+beta); mean: tr(Sigma)/N = 1; top: lambda_1 = 1"
@@ -450,7 +451,7 @@ def member_setup(ds: xr.Dataset | xr.DataArray, **coords: Any) -> Setup:
         )
     changes = {name: values[ax.dim] for ax in axes for name in ax.fields}
     changes = {k: v.item() if isinstance(v, np.generic) else v for k, v in changes.items()}
-    return base.replace(**changes)
+    return member(base, changes)
 
 
 def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from scalex.common.seeds import check_seeds
-from scalex.model.axes import parse_over
+from scalex.model.axes import member, parse_over
 from scalex.model.setup import Setup
 
 
@@ -43,7 +43,7 @@ def grid_members(
             name: ax.values[i] for ax, i in zip(axes, idx, strict=True) for name in ax.fields
         }
         try:
-            setups[idx] = base_setup.replace(**changes)
+            setups[idx] = member(base_setup, changes)
         except ValueError as err:
             point = ", ".join(f"{k}={v!r}" for k, v in changes.items())
             raise ValueError(f"over: grid point ({point}) is not a valid Setup: {err}") from None

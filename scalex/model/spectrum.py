@@ -6,6 +6,10 @@ the groups are ordered by decreasing eigenvalue (docs/theory.md §1).
 
 Power law:  λ_τ = λ_+ · τ^{-(1+β)}.
 
+Near-degenerate spectra: `split_groups` splits every group into two halves with eigenvalues
+λ_τ(1 ± ε) (`near_degenerate`: a split power law); at ε = 0 the halves are equal and
+`merge_equal` gives the original spectrum back.
+
 Normalisations (``norm``):
 
 ``"mean"``  tr Σ / N = Σ_τ m_τ λ_τ / N = 1 (for equal multiplicities, (1/L) Σ_τ λ_τ = 1);
@@ -22,7 +26,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from scalex.common.fits import line_fit
 
-__all__ = ["EmpiricalSpectrum", "Spectrum", "from_data", "normalize", "power_law"]
+__all__ = ["EmpiricalSpectrum", "Spectrum", "from_data", "merge_equal", "near_degenerate",
+           "normalize", "power_law", "split_groups"]
 
 NORMS = ("mean", "top", "none")
 
@@ -132,6 +137,42 @@ def power_law(L: int, beta: float, N: int | None = None, norm: str = "mean") -> 
     tau = np.arange(1, L + 1, dtype=float)
     mult = np.full(L, N // L, dtype=np.int64)
     return Spectrum(normalize(tau ** (-(1.0 + beta)), mult, norm), mult)
+
+
+def split_groups(spectrum: Spectrum, split: float) -> Spectrum:
+    """Every group τ split into two halves of its coordinates, with eigenvalues λ_τ(1 + ε)
+    and λ_τ(1 − ε), ε = ``split`` (docs/theory.md §1): 2L groups, tr Σ unchanged.
+
+    At ε = 0 the two halves are equal (`merge_equal` gives ``spectrum`` back). Raises
+    ValueError unless 0 ≤ ε < 1, every multiplicity is even, and the halves of neighbouring
+    groups keep the decreasing order, λ_τ(1 − ε) ≥ λ_{τ+1}(1 + ε).
+    """
+    eps = float(split)
+    if not (np.isfinite(eps) and 0.0 <= eps < 1.0):
+        raise ValueError(f"split: must be in [0, 1), got {split!r}")
+    lam, mult = spectrum.eigenvalues, spectrum.multiplicities
+    if np.any(mult % 2):
+        raise ValueError(f"split: every multiplicity must be even to halve a group, got "
+                         f"{mult.tolist()}")
+    if np.any(lam[1:] * (1.0 + eps) > lam[:-1] * (1.0 - eps)):
+        raise ValueError(f"split: {eps:g} is too large: the halves of neighbouring groups "
+                         "would cross (λ_τ(1 − ε) < λ_τ+1(1 + ε))")
+    pairs = np.stack([lam * (1.0 + eps), lam * (1.0 - eps)], axis=1).ravel()
+    return Spectrum(pairs, np.repeat(mult // 2, 2))
+
+
+def merge_equal(spectrum: Spectrum) -> Spectrum:
+    """Neighbouring groups of equal eigenvalue merged into one (their multiplicities added)."""
+    lam, mult = spectrum.eigenvalues, spectrum.multiplicities
+    start = np.concatenate([[True], lam[1:] != lam[:-1]])
+    return Spectrum(lam[start], np.add.reduceat(mult, np.flatnonzero(start)))
+
+
+def near_degenerate(L: int, beta: float, split: float, N: int | None = None,
+                    norm: str = "mean") -> Spectrum:
+    """`split_groups` of the power law `power_law` (L, β, N, norm): 2L eigenvalues
+    λ_τ(1 ± ε), each of multiplicity N/(2L); tr Σ/N as the power law's (docs/theory.md §1)."""
+    return split_groups(power_law(L, beta, N if N is not None else 2 * L, norm), split)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ __all__ = ["StoredResult", "figure", "has_plot", "plot_inputs", "plot_specs", "s
            "stored_inputs"]
 
 
+#: plots drawn from the summary (measured plateaus, escape-theory predictions) when there is one
+SUMMARY_PLOTS = ("plateau_length", "escape_scaling", "plateau_vs_split")
+
+
 def has_plot(name: str) -> bool:
     """Whether `scalex.viz.plots` has a plot function ``name``."""
     return name in plots.__all__ and callable(getattr(plots, name, None))
@@ -45,7 +49,7 @@ def plot_inputs(name: str, ds: xr.Dataset, comparisons: Mapping[str, xr.Dataset]
         if not comparisons:
             raise ValueError("the 'compare' plot needs a 'compare' kind in the entry")
         return (ds, next(iter(comparisons.values())))
-    if name == "plateau_length" and summary is not None and "plateau_length" in summary:
+    if name in SUMMARY_PLOTS and summary is not None and "plateau_length" in summary:
         return (summary,)
     return (ds,)
 
