@@ -52,6 +52,7 @@ from scalex.experiments.kind_options import SWEEP_OPTIONS, kind_option_names
 from scalex.experiments.sweep import sweep
 from scalex.experiments.validation import first_problem
 from scalex.model.setup import Setup
+from scalex.viz.spec import PlotSpec
 
 __all__ = [
     "ANALYSES",
@@ -118,15 +119,6 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 
 # ---------------------------------------------------------------------------------- entries
-@dataclass(frozen=True)
-class PlotSpec:
-    """One plot of an entry: ``scalex.viz.plots.<name>(data, **options)`` saved as ``<file>.*``."""
-
-    name: str
-    file: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class Entry:
     """A validated catalog entry (see the module docstring and catalogs/README.md)."""

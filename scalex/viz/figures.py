@@ -16,16 +16,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from scalex.viz import plots
 from scalex.viz.export import save
-
-if TYPE_CHECKING:
-    from scalex.experiments.catalog import PlotSpec
+from scalex.viz.spec import PlotSpec
 
 __all__ = ["StoredResult", "figure", "has_plot", "plot_inputs", "plot_specs", "save",
            "stored_inputs"]
@@ -67,7 +65,6 @@ def figure(spec: PlotSpec, ds: xr.Dataset, comparisons: Mapping[str, xr.Dataset]
 def plot_specs(attrs: Mapping[str, Any], prefix: str = "") -> list[PlotSpec]:
     """The plots an entry asks for, from a result's ``catalog_plots`` attribute (default: the
     learning curves); each file name is preceded by ``prefix``."""
-    from scalex.experiments.catalog import PlotSpec
 
     raw = json.loads(str(attrs.get("catalog_plots", "") or "[]"))
     specs = []
