@@ -26,6 +26,20 @@ from scalex.viz import style
 from scalex.viz.series import overlay_frames, reduce_seeds, result_attrs, sweep_dims, valid
 
 
+def _with_variable(data: xr.Dataset, variable: str) -> xr.Dataset:
+    """``data`` holding ``variable``: a result's plateaus are measured first
+    (`scalex.analysis.measures.plateau`); ValueError naming what is there otherwise."""
+    style.load_backends()
+    if variable not in data.data_vars and "eg" in data.data_vars:
+        from scalex.analysis.measures import plateau
+
+        data = plateau(data)
+    if variable not in data.data_vars:
+        raise ValueError(f"variable: {variable!r} is not in the data; available: "
+                         f"{sorted(map(str, data.data_vars))}")
+    return data
+
+
 def _symbol(name: str, attrs: dict[str, Any]) -> str:
     """The symbol of a sweep coordinate; of a linked axis "K=M", the last field (M)."""
     return style.symbol_of(name, attrs).split("=")[-1]
@@ -50,14 +64,7 @@ def escape_scaling(
     Members without a value (no plateau) are left out. Raises ValueError if fewer than four
     members have one (no exponents with errors can be fitted).
     """
-    style.load_backends()
-    if variable not in data.data_vars and "eg" in data.data_vars:
-        from scalex.analysis.measures import plateau
-
-        data = plateau(data)
-    if variable not in data.data_vars:
-        raise ValueError(f"variable: {variable!r} is not in the data; available: "
-                         f"{sorted(map(str, data.data_vars))}")
+    data = _with_variable(data, variable)
     attrs = result_attrs(data)
     x1, x2, y = scaling_points(data, variable, dims)
     fit = scaling_exponents(data, variable, dims)
@@ -121,14 +128,7 @@ def plateau_vs_split(
     bars). With L = 4 and L = 8 the lines are the references between which a split L = 4
     spectrum could interpolate (docs/theory.md §5.4).
     """
-    style.load_backends()
-    if variable not in data.data_vars and "eg" in data.data_vars:
-        from scalex.analysis.measures import plateau
-
-        data = plateau(data)
-    if variable not in data.data_vars:
-        raise ValueError(f"variable: {variable!r} is not in the data; available: "
-                         f"{sorted(map(str, data.data_vars))}")
+    data = _with_variable(data, variable)
     da = data[variable]
     if x not in da.dims:
         raise ValueError(f"x: {x!r} is not a dimension of {variable} (dims {da.dims})")
