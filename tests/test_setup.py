@@ -26,7 +26,8 @@ def test_defaults_and_repr():
         ({"eta": -1}, "eta"),
         ({"K": 0}, "K"),
         ({"M": 1.5}, "M"),
-        ({"activation": "relu"}, "activation"),
+        ({"activation": "tanh"}, "activation"),
+        ({"activation": "relu", "sigma_J": 0.0}, "sigma_J"),  # ReLU needs Q_ii > 0
         ({"v": (1.0, 2.0, 3.0)}, "v"),
         ({"w": (1.0,)}, "w"),
         ({"trainable": 2048}, "trainable"),
@@ -50,7 +51,7 @@ def test_invalid_values_name_the_field(changes, field):
 def test_error_gives_allowed_range():
     with pytest.raises(ValueError, match=r"must be finite and > 0"):
         Setup(eta=-1)
-    with pytest.raises(ValueError, match=r"one of \('erf', 'linear'\)"):
+    with pytest.raises(ValueError, match=r"one of \('erf', 'linear', 'relu'\)"):
         Setup(activation="tanh")
     with pytest.raises(ValueError, match="unknown Setup field"):
         Setup().replace(etaa=1)

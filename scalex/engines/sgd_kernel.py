@@ -18,6 +18,11 @@ Both compile with ``fastmath=False``, so the floating-point operations happen in
 written (no reassociation, no fused multiply-add): every field is summed as four interleaved
 partial sums over k ≡ 0, 1, 2, 3 (mod 4), each in increasing k, combined as
 (s0 + s1) + (s2 + s3). Runs are reproducible bit for bit.
+
+The activation is one integer code for all kernels (`ACTIVATION_CODES`): 0 linear, g(x) = x,
+g' = 1; 1 erf, g(x) = erf(x/√2), g' = √(2/π) e^{−x²/2}; 2 relu, g(x) = max(0, x),
+g'(x) = Θ(x) with Θ(0) = 0 (docs/theory.md §3.8). Codes 0 and 1 equal False and True, so a
+boolean "is erf" flag selects linear or erf as well.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["CACHE_LINE", "TRANSPOSED_MIN_K", "aligned_empty", "scratch", "sgd_steps",
-           "sgd_steps_transposed"]
+__all__ = ["ACTIVATION_CODES", "CACHE_LINE", "TRANSPOSED_MIN_K", "activation_code",
+           "aligned_empty", "scratch", "sgd_steps", "sgd_steps_transposed"]
 
 #: From this many student units on, the transposed layout is faster (measured on 2 cores at
 #: N = 256 to 2048: from K = 12 to 16 on).
@@ -39,6 +44,19 @@ CACHE_LINE = 64
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+#: The kernels' integer code of each `scalex.model.setup.Setup` activation (module docstring).
+ACTIVATION_CODES = {"linear": 0, "erf": 1, "relu": 2}
+LINEAR, ERF, RELU = 0, 1, 2
+
+
+def activation_code(activation: str) -> int:
+    """The kernel code of ``activation`` ("linear" 0, "erf" 1, "relu" 2)."""
+    try:
+        return ACTIVATION_CODES[activation]
+    except KeyError:
+        raise ValueError(f"activation: must be one of {tuple(ACTIVATION_CODES)}, "
+                         f"got {activation!r}") from None
 
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
@@ -60,22 +78,41 @@ def _dot(a, b, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
-def _coefficients(x, y, eps, v, w, eta, noise, scale, erf, c):  # pragma: no cover - compiled
+def _g(u, act):  # pragma: no cover - compiled
+    """g(u) for activation code ``act`` (module docstring)."""
+    if act == ERF:
+        return math.erf(u * INV_SQRT2)
+    if act == RELU:
+        return u if u > 0.0 else 0.0
+    return u
+
+
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _gprime(u, act):  # pragma: no cover - compiled
+    """g'(u) for activation code ``act``; Θ(0) = 0 for relu (module docstring)."""
+    if act == ERF:
+        return SQRT_2_OVER_PI * math.exp(-0.5 * u * u)
+    if act == RELU:
+        return 1.0 if u > 0.0 else 0.0
+    return 1.0
+
+
+@njit(cache=True, nogil=True, fastmath=False, inline="always")
+def _coefficients(x, y, eps, v, w, eta, noise, scale, act, c):  # pragma: no cover - compiled
     """c_i = (η/√N) v_i g'(x_i) Δ with Δ = Σ_n w_n g(y_n) + s·ε − Σ_i v_i g(x_i)."""
     student = 0.0
     for i in range(x.shape[0]):
-        student += v[i] * (math.erf(x[i] * INV_SQRT2) if erf else x[i])
+        student += v[i] * _g(x[i], act)
     teacher = 0.0
     for n in range(w.shape[0]):
-        teacher += w[n] * (math.erf(y[n] * INV_SQRT2) if erf else y[n])
+        teacher += w[n] * _g(y[n], act)
     delta = teacher + noise * eps - student
     for i in range(x.shape[0]):
-        gprime = SQRT_2_OVER_PI * math.exp(-0.5 * x[i] * x[i]) if erf else 1.0
-        c[i] = eta * scale * v[i] * gprime * delta
+        c[i] = eta * scale * v[i] * _gprime(x[i], act) * delta
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf, xi, x, c):  # pragma: no cover
+def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c):  # pragma: no cover
     """Run ``len(z)`` online-SGD steps of docs/theory.md §1 on the student weights ``J`` in place.
 
     Step t, with ξ = √λ ⊙ z_t (eigenbasis of Σ):
@@ -83,7 +120,7 @@ def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf, xi, x, c): 
         x_i = J_i·ξ/√N,  Δ = Σ_n w_n g(y_n) + s·ε_t − Σ_i v_i g(x_i),
         J_ik ← J_ik + (η/√N) v_i g'(x_i) Δ ξ_k   for k < N_l only.
 
-    g(x) = erf(x/√2), g'(x) = √(2/π) e^{−x²/2} if ``erf`` else g(x) = x, g' = 1.
+    g and g' are those of the activation code ``act`` (module docstring).
 
     Parameters
     ----------
@@ -95,7 +132,8 @@ def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf, xi, x, c): 
     v, w : (K,), (M,) second-layer weights (float64).
     eta, noise : learning rate η and label-noise std s.
     n_trainable : N_l; coordinates k ≥ N_l keep their values but still enter x_i.
-    erf : True for the erf activation, False for linear.
+    act : activation code, 0 linear, 1 erf, 2 relu (`activation_code`; False and True are
+        accepted as 0 and 1).
     xi, x, c : scratch buffers from `scratch`.
 
     Returns
@@ -112,7 +150,7 @@ def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf, xi, x, c): 
             x[i] = _dot(J[i], xi, N) * scale
             if not math.isfinite(x[i]):
                 return t
-        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, erf, c)
+        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, act, c)
         for i in range(K):
             Ji = J[i]
             ci = c[i]
@@ -152,7 +190,7 @@ def _update_field_pair(ra, rb, c, ua, ub, xa, xb, p):  # pragma: no cover - comp
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def sgd_steps_transposed(JT, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf, xi, x, c,
+def sgd_steps_transposed(JT, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c,
                          partial):  # pragma: no cover
     """`sgd_steps` with the weights held transposed, ``JT`` (N, K); bit-identical results.
 
@@ -211,7 +249,7 @@ def sgd_steps_transposed(JT, z, y, sqrt_lam, v, w, eta, noise, n_trainable, erf,
             x[i] = ((p0[i] + p1[i]) + (p2[i] + p3[i])) * scale
             if not math.isfinite(x[i]):
                 return t
-        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, erf, c)
+        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, act, c)
         cur, prev = prev, cur
     if T > 0:
         for k in range(n_trainable):

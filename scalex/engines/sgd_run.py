@@ -43,6 +43,7 @@ from scipy.special import erf as _erf
 
 from scalex.engines.sgd_kernel import (
     TRANSPOSED_MIN_K,
+    activation_code,
     aligned_empty,
     scratch,
     sgd_steps,
@@ -89,7 +90,12 @@ test_stream.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 def _g(x: Array, activation: str) -> Array:
-    return _erf(x / np.sqrt(2.0)) if activation == "erf" else x
+    """g(x) of ``activation``: erf(x/√2), max(0, x) (relu) or x (docs/theory.md §7)."""
+    if activation == "erf":
+        return _erf(x / np.sqrt(2.0))
+    if activation == "relu":
+        return np.maximum(x, 0.0)
+    return x
 
 
 def monte_carlo_error(
@@ -137,7 +143,7 @@ class SGDRun:
         K, N = J.shape
         self.setup, self.N, self.dtype = setup, N, dt
         self.v, self.w = setup.second_layer
-        self.erf = setup.activation == "erf"
+        self.act = activation_code(setup.activation)  # the kernels' activation code
         sqrt_lam = np.sqrt(setup.spectrum.diagonal())
         self.sqrt_lam = sqrt_lam.astype(dt)
         # y = B·ξ/√N = z·(B ⊙ √λ)/√N: fold the fixed factors into the teacher once.
@@ -157,7 +163,7 @@ class SGDRun:
         s = self.setup
         y = z[:, :self.N] @ self.B_scaled
         return int(self.kernel(self.W, z, y, self.sqrt_lam, self.v, self.w, s.eta, s.noise,
-                               s.n_trainable, self.erf, *self.buffers))
+                               s.n_trainable, self.act, *self.buffers))
 
     def max_self_overlap(self) -> float:
         """max_i q_ii = max_i |J_i|²/N (NaN-propagating), the divergence monitor."""

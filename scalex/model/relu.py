@@ -2,8 +2,16 @@ r"""Gaussian integrals of the ReLU soft committee machine (counterpart of docs/t
 
 Convention: g(x) = max(0, x), so g'(x) = Θ(x) (Heaviside) and g'' = δ. The fields
 h = (x_1..x_K, y_1..y_M) are jointly Gaussian with covariance ``C`` (shape ``(..., n, n)``);
-every field must have positive variance (Θ is not defined on a field that is identically 0).
-Write ρ_ab = C_ab / √(C_aa C_bb) and θ_ab = arccos ρ_ab.
+every field must have positive variance (Θ is not defined on a field that is identically 0,
+and D below grows like C_aa^{-1/2}). Write ρ_ab = C_ab / √(C_aa C_bb) and θ_ab = arccos ρ_ab.
+The derivation and the conventions are summarised in docs/theory.md §3.8.
+
+θ is computed as atan2(√(C_aa C_bb − C_ab²), C_ab), with the same square root (clamped at 0) as
+D, and I2 as (√(C_aa C_bb − C_ab²) + (π − θ) C_ab)/(2π). Near a student that equals a teacher
+(1 − ρ² → 0) the Stein coefficients contain √(1 − ρ²) terms that cancel in the ODE right-hand
+side; both routes carry an error ~√(machine ε) there, but with one shared root the errors cancel
+as the terms do. With arccos ρ and a separate root they did not, the right-hand side jittered at
+~10⁻⁸ near the teacher, and BDF with atol = 1e-9 stalled there (docs/theory.md §3.8).
 
 Closed forms
 ------------
@@ -114,31 +122,36 @@ def _diag(C: Array) -> Array:
     return np.diagonal(C, axis1=-2, axis2=-1)
 
 
-def _rho(C: Array) -> Array:
+def _sqrt_det(C: Array) -> tuple[Array, Array]:
+    """(diagonal d, √max(d_a d_b − C_ab², 0)): the one square root shared by I2, J2 and D."""
     d = _diag(C)
-    return np.clip(C / np.sqrt(d[..., :, None] * d[..., None, :]), -1.0, 1.0)
+    return d, np.sqrt(np.maximum(d[..., :, None] * d[..., None, :] - C**2, 0.0))
+
+
+def _theta(C: Array, root: Array) -> Array:
+    """θ_ab = arccos ρ_ab, as atan2(√(C_aa C_bb − C_ab²), C_ab) (module docstring)."""
+    return np.arctan2(root, C)
 
 
 def I2(C: ArrayLike) -> Array:
-    """E[g(a) g(b)] = √(C_aa C_bb)/(2π) (√(1 − ρ²) + (π − arccos ρ) ρ), shape (..., n, n)."""
+    """E[g(a) g(b)] = (√(C_aa C_bb − C_ab²) + (π − θ) C_ab)/(2π), shape (..., n, n)."""
     C = np.asarray(C, dtype=float)
-    d = _diag(C)
-    rho = _rho(C)
-    scale = np.sqrt(d[..., :, None] * d[..., None, :]) / TWO_PI
-    return scale * (np.sqrt(1.0 - rho**2) + (np.pi - np.arccos(rho)) * rho)
+    _, root = _sqrt_det(C)
+    return (root + (np.pi - _theta(C, root)) * C) / TWO_PI
 
 
 def J2(C: ArrayLike) -> Array:
-    """E[Θ(a) Θ(b)] = (π − arccos ρ_ab)/(2π), shape (..., n, n)."""
-    return (np.pi - np.arccos(_rho(np.asarray(C, dtype=float)))) / TWO_PI
+    """E[Θ(a) Θ(b)] = (π − θ_ab)/(2π), shape (..., n, n)."""
+    C = np.asarray(C, dtype=float)
+    _, root = _sqrt_det(C)
+    return (np.pi - _theta(C, root)) / TWO_PI
 
 
 def D(C: ArrayLike) -> Array:
     """D(a,c) = E[δ(a) g(c)] = √(C_aa C_cc − C_ac²)/(2π C_aa), shape (..., n, n); D(a,a) = 0."""
     C = np.asarray(C, dtype=float)
-    d = _diag(C)
-    det = np.maximum(d[..., :, None] * d[..., None, :] - C**2, 0.0)
-    return np.sqrt(det) / (TWO_PI * d[..., :, None])
+    d, root = _sqrt_det(C)
+    return root / (TWO_PI * d[..., :, None])
 
 
 def I3(C: ArrayLike, ia: NDArray[np.intp], ib: NDArray[np.intp],
@@ -207,6 +220,24 @@ def _t3_pair(uu: float, vv: float, ww: float, uv: float, uw: float,
 
 
 @_jit
+def _given_zero(duu: float, dvv: float, dww: float, duv: float, duw: float, dvw: float,
+                su: float, sv: float, sw: float, var: float, t: float, om: float,
+                omt2: float) -> tuple[float, float, float, float, float, float]:  # pragma: no cover
+    """Covariance (uu, vv, ww, uv, uw, vw) of (u, v, w) given X = 0 on the path at t.
+
+    X has variance ``var`` and covariances (su, sv, sw) with (u, v, w) at t = 1; d.. are var
+    times the conditional covariances at t = 1, and ``om`` = 1 − t, ``omt2`` = 1 − t².
+    """
+    cuu = (duu + omt2 * su * su) / var
+    cvv = (dvv + omt2 * sv * sv) / var
+    cww = (dww + omt2 * sw * sw) / var
+    cvw = (dvw + omt2 * sv * sw) / var
+    cuv = t * (duv + om * su * sv) / var
+    cuw = t * (duw + om * su * sw) / var
+    return cuu, cvv, cww, cuv, cuw, cvw
+
+
+@_jit
 def _i4(s11: float, s22: float, s33: float, s44: float, s12: float, s13: float, s14: float,
         s23: float, s24: float, s34: float, T: Array, OM: Array,
         W: Array) -> float:  # pragma: no cover - compiled
@@ -224,22 +255,13 @@ def _i4(s11: float, s22: float, s33: float, s44: float, s12: float, s13: float, 
         t, om = T[q], OM[q]
         omt2 = om * (2.0 - om)  # 1 − t²
         # given X1 = 0: (u, v, w) = (X2, X3, X4)
-        c22 = (a22 + omt2 * s12 * s12) / s11
-        c33 = (a33 + omt2 * s13 * s13) / s11
-        c44 = (a44 + omt2 * s14 * s14) / s11
-        c34 = (a34 + omt2 * s13 * s14) / s11
-        c23 = t * (a23 + om * s12 * s13) / s11
-        c24 = t * (a24 + om * s12 * s14) / s11
+        c22, c33, c44, c23, c24, c34 = _given_zero(a22, a33, a44, a23, a24, a34, s12, s13, s14,
+                                                   s11, t, om, omt2)
         g4, g3 = _t3_pair(c22, c33, c44, c23, c24, c34)
         f = k1 * (s13 * g4 + s14 * g3)
         # given X2 = 0: (u, v, w) = (X1, X3, X4)
-        e11 = (a22 + omt2 * s12 * s12) / s22
-        e33 = (b33 + omt2 * s23 * s23) / s22
-        e44 = (b44 + omt2 * s24 * s24) / s22
-        e34 = (b34 + omt2 * s23 * s24) / s22
-        e13 = t * (b13 + om * s12 * s23) / s22
-        e14 = t * (b14 + om * s12 * s24) / s22
-        g4, g3 = _t3_pair(e11, e33, e44, e13, e14, e34)
+        g4, g3 = _t3_pair(*_given_zero(a22, b33, b44, b13, b14, b34, s12, s23, s24, s22, t, om,
+                                       omt2))
         f += k2 * (s23 * g4 + s24 * g3)
         # given X1 = X2 = 0
         if c22 > 0.0:  # conditioning only lowers variances: clamp rounding to [0, c33], [0, c44]

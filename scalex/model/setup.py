@@ -17,7 +17,7 @@ from scalex.model.spectrum import NORMS, Spectrum, normalize, power_law
 
 __all__ = ["ACTIVATIONS", "OUTPUT_SCALES", "Setup"]
 
-ACTIVATIONS = ("erf", "linear")
+ACTIVATIONS = ("erf", "linear", "relu")
 OUTPUT_SCALES = ("sqrt", "mean", "none")
 ATTR_KEY = "scalex_setup"
 
@@ -78,8 +78,12 @@ class Setup:
     L : number of distinct eigenvalues (≥ 1). Set from ``eigenvalues`` when those are given.
     beta : power-law exponent β > 0 of λ_τ = λ_+ τ^{-(1+β)}.
     eta : learning rate η > 0.
-    sigma_J : std of the student initial weights, J_i ~ N(0, σ_J² I) (≥ 0). [switch, 0.01]
-    activation : "erf" for g(x) = erf(x/√2), or "linear" for g(x) = x. [switch, "erf"]
+    sigma_J : std of the student initial weights, J_i ~ N(0, σ_J² I) (≥ 0; > 0 for "relu").
+        [switch, 0.01]
+    activation : "erf" for g(x) = erf(x/√2), "linear" for g(x) = x, or "relu" for
+        g(x) = max(0, x) (docs/theory.md §3.8: its Gaussian integrals need every field variance
+        Q_ii > 0, so σ_J = 0 is refused; a zero ReLU student also never moves under SGD, as
+        g'(0) = 0). [switch, "erf"]
     spectrum_norm : "mean" (tr Σ/N = 1), "top" (λ_1 = 1) or, for explicit eigenvalues only,
         "none". [switch, "mean"]
     output_scale : second-layer weights when ``v``/``w`` are not given: "sqrt" (1/√K, 1/√M),
@@ -132,6 +136,11 @@ class Setup:
                                      f"({type(val).__name__})")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation: must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.activation == "relu" and not self.sigma_J > 0:
+            raise ValueError(
+                f"sigma_J: must be > 0 for activation='relu' (a zero student has field variance "
+                f"Q_ii = 0, where the ReLU integrals are singular; docs/theory.md §3.8), "
+                f"got {self.sigma_J!r}")
         if self.output_scale not in OUTPUT_SCALES:
             raise ValueError(
                 f"output_scale: must be one of {OUTPUT_SCALES}, got {self.output_scale!r}"
