@@ -16,7 +16,15 @@ from scalex.model.integrals import J2, coefficients, stein_coefficients, update_
 
 Array = NDArray[np.float64]
 
-__all__ = ["PARALLEL_MOMENTS_MIN_K", "erf_moments", "erf_moments_parallel", "field_moments"]
+__all__ = [
+    "PARALLEL_MOMENTS_MIN_K",
+    "erf_moments",
+    "erf_moments_parallel",
+    "erf_stein",
+    "erf_stein_directional",
+    "field_moments",
+    "stein_only",
+]
 
 
 @numba.njit(cache=True, inline="always")
@@ -92,6 +100,53 @@ def erf_moments(C: Array, v: Array, c: Array, noise2: float) -> tuple[Array, Arr
     return s, E
 
 
+@numba.njit(cache=True)
+def erf_stein(C: Array, v: Array, c: Array) -> Array:  # pragma: no cover - compiled
+    """s_ia alone (no E) for a batch C (B, n, n), g = erf(·/√2): O(K n) per covariance."""
+    B, n = C.shape[0], C.shape[1]
+    K = v.shape[0]
+    s = np.empty((B, K, n))
+    d = np.empty(n)
+    for b in range(B):
+        for a in range(n):
+            d[a] = 1.0 + C[b, a, a]
+        for i in range(K):
+            _stein_row(C[b], d, v, c, i, s[b, i])
+    return s
+
+
+@numba.njit(cache=True, parallel=True)
+def erf_stein_directional(C: Array, dC: Array, v: Array,
+                          c: Array) -> Array:  # pragma: no cover - compiled
+    """δs_ia = Σ_ab (∂s_ia/∂C_ab) δC_ab for g = erf(·/√2), exactly, for a batch of directions.
+
+    ``C`` (n, n) is the field covariance; ``dC`` (B, K, n) holds the student rows of symmetric
+    directions δC whose teacher block is zero (so δd_a = δC_aa for students, 0 for teachers).
+    Differentiates `_stein_row`: with D_ia = d_i d_a − C_ia², J2_ia = (2/π) D_ia^(−1/2),
+    δJ2_ia = −J2_ia (δd_i d_a + d_i δd_a − 2 C_ia δC_ia) / (2 D_ia), and
+    δs_ia = v_i c_a δJ2_ia − δ_ia v_i Σ_c c_c (δC_ic J2_ic + C_ic δJ2_ic − C_ic J2_ic δd_i/d_i)/d_i.
+    """
+    B, K, n = dC.shape
+    two_pi = 2.0 / np.pi
+    out = np.empty((B, K, n))
+    d = np.empty(n)
+    for a in range(n):
+        d[a] = 1.0 + C[a, a]
+    for b in prange(B):
+        for i in range(K):
+            ddi = dC[b, i, i]
+            acc = 0.0
+            for a in range(n):
+                dda = dC[b, a, a] if a < K else 0.0
+                D = d[i] * d[a] - C[i, a] ** 2
+                j2 = two_pi / np.sqrt(D)
+                dj2 = -0.5 * j2 * (ddi * d[a] + d[i] * dda - 2.0 * C[i, a] * dC[b, i, a]) / D
+                out[b, i, a] = v[i] * c[a] * dj2
+                acc += c[a] * (dC[b, i, a] * j2 + C[i, a] * dj2 - C[i, a] * j2 * ddi / d[i])
+            out[b, i, i] -= v[i] * acc / d[i]
+    return out
+
+
 @numba.njit(cache=True, parallel=True)
 def erf_moments_parallel(C: Array, v: Array, c: Array, noise2: float, pi: NDArray[np.intp],
                          pj: NDArray[np.intp]) -> tuple[Array, Array]:
@@ -148,3 +203,16 @@ def field_moments(
     if noise:
         E = E + noise**2 * np.outer(v, v) * J2(C, activation)[..., :K, :K]
     return s, E
+
+
+def stein_only(C: ArrayLike, v: ArrayLike, w: ArrayLike, activation: str = "erf") -> Array:
+    """The Stein coefficients s_ia of `field_moments` without E, batched: O(K(K+M)) each, so
+    a fraction of a full moment evaluation (whose E costs O(K²(K+M)²))."""
+    C = np.asarray(C, dtype=float)
+    v = np.asarray(v, dtype=float)
+    if activation != "erf":
+        return stein_coefficients(C, v, w, activation)
+    n = C.shape[-1]
+    flat = np.ascontiguousarray(C.reshape((-1, n, n)))
+    s = erf_stein(flat, v, coefficients(v, w))
+    return s.reshape((*C.shape[:-2], v.shape[0], n))

@@ -205,6 +205,9 @@ class AugmentedSystem:
         mask = np.ones(L, bool) if self.trained is None else np.asarray(self.trained, bool)
         self.trained = mask
         self.iu = np.triu_indices(K)
+        full = np.empty((K, K), dtype=np.intp)
+        full[self.iu] = full.T[self.iu] = np.arange(len(self.iu[0]))
+        self._full_index = full.ravel()
         self.nq = K * (K + 1) // 2
         if self.error_coordinates is None:
             self.error_coordinates = self.activation == "linear"
@@ -257,9 +260,8 @@ class AugmentedSystem:
     def unpack(self, x: Array) -> tuple[Array, Array]:
         """Inverse of `pack` for the overlaps (error coordinates dropped); q exactly symmetric."""
         K, M = self.K, self.M
-        q = np.empty((*x.shape[:-1], K, K))
-        q[..., self.iu[0], self.iu[1]] = x[..., : self.nq]
-        q[..., self.iu[1], self.iu[0]] = x[..., : self.nq]
+        # one gather: full position (i, j) reads packed entry _full_index[i·K + j]
+        q = np.take(x, self._full_index, axis=-1).reshape((*x.shape[:-1], K, K))
         return q, x[..., self.nq:self.nf].reshape((*x.shape[:-1], K, M))
 
     def group_errors(self, q: Array, r: Array) -> Array:
