@@ -400,3 +400,33 @@ def test_intake_yaml_is_written_without_intake(tmp_path, monkeypatch):
     assert data["version"] == 2
     assert data["entries"]["x"]["reader"] == "intake.readers.readers:XArrayDatasetReader"
     assert data["data"]["x-data"]["kwargs"]["url"] == "{CATALOG_DIR}/x.nc"
+
+
+# ------------------------------------------------------------------------- summary_options
+def test_summary_options_reach_the_summary(tmp_path):
+    # The fit window of the summary follows the entry's summary_options (checked against the
+    # same measure called directly on the stored result).
+    from scalex.analysis.measures import fit_power_law
+
+    entry = dict(GOOD, kind="linear", setup={"K": 1, "M": 1, "N": 16, "activation": "linear",
+                                             "eta": 0.5, "sigma_J": 0.01},
+                 over={"L": [16]}, seeds=[0],
+                 alpha={"start": 0.01, "stop": 100, "num": 25, "spacing": "log", "zero": True},
+                 analyses=["summary"], summary_options={"fit": {"alpha_min": 1.0}})
+    path = _write(tmp_path, {"e": entry})
+    result = run_entry(load_catalog(path)["e"], tmp_path / "out", plots=False, progress=False)
+    assert float(result.summary["fit_alpha_min"].min()) >= 1.0
+    direct = fit_power_law(result.dataset, alpha_min=1.0)
+    np.testing.assert_allclose(result.summary["exponent"].values.ravel(),
+                               direct["exponent"].values.ravel(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"fitt": {}}, "field 'summary_options': unknown part 'fitt'"),
+    ({"fit": {"alpha_mn": 1.0}}, r"field 'summary_options': fit: unknown option\(s\) \['alpha_mn'\]"),
+    ({"plateau": 3}, "field 'summary_options': plateau: must be a mapping"),
+])
+def test_summary_options_errors_name_entry_and_field(tmp_path, options, message):
+    path = _write(tmp_path, {"e": dict(GOOD, summary_options=options)})
+    with pytest.raises(CatalogError, match="entry 'e': " + message):
+        load_catalog(path)

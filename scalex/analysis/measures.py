@@ -381,7 +381,7 @@ def summary(
     fit = fit_power_law(src, dim=dim, seed_mean=False, baseline=baseline, **(fit_kwargs or {}))
     fit = fit.rename({k: f"fit_{k}" for k in ("alpha_min", "alpha_max", "reason", "n_points")})
     conv = convergence(src, dim=dim, baseline=baseline, **(convergence_kwargs or {}))
-    out = xr.merge([pl, fit, conv], combine_attrs="drop")
+    out = xr.merge([pl, fit, conv], compat="no_conflicts", combine_attrs="drop")
     attrs = dict(pl.attrs)
     for part in (fit, conv):
         attrs.update({k: v for k, v in part.attrs.items() if k not in attrs})

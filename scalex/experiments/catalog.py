@@ -133,6 +133,7 @@ class Entry:
     kind_options: Mapping[str, Any] = field(default_factory=dict)
     compare: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     analyses: tuple[str, ...] = ()
+    summary_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     plots: tuple[PlotSpec, ...] = ()
     cost: str | None = None
     source: str = ""
@@ -272,6 +273,7 @@ def _entry(name: str, spec: EntrySpec, raw: Mapping[str, Any], source: str) -> E
         kind_options=dict(spec.kind_options),
         compare=tuple((kind, dict(options)) for kind, options in spec.compare),
         analyses=tuple(spec.analyses),
+        summary_options={k: dict(v) for k, v in spec.summary_options.items()},
         plots=tuple(PlotSpec(p.name, str(p.file), dict(p.model_extra or {})) for p in spec.plots),
         cost=spec.cost,
         source=source,

@@ -293,6 +293,30 @@ def _text(value: Any) -> str:
 
 Analysis = Annotated[Any, AfterValidator(one_of(lambda: ANALYSES, order=False))]
 
+#: summary_options keys: the measure each dict of options goes to (by its public function)
+SUMMARY_PARTS = {"plateau": "plateau", "fit": "fit_power_law", "convergence": "convergence"}
+
+
+def _summary_options(value: dict[str, Any]) -> dict[str, Any]:
+    """{plateau|fit|convergence: {option: value}} for `scalex.analysis.measures.summary`,
+    each option checked against the keyword parameters of its measure."""
+    import inspect
+
+    from scalex.analysis import measures
+
+    for part, options in value.items():
+        if part not in SUMMARY_PARTS:
+            raise problem(f"unknown part {part!r}; allowed: {sorted(SUMMARY_PARTS)}")
+        if not isinstance(options, dict):
+            raise problem(f"{part}: must be a mapping of options, got {short_repr(options)}")
+        func = getattr(measures, SUMMARY_PARTS[part])
+        allowed = sorted(n for n, prm in inspect.signature(func).parameters.items()
+                         if prm.kind is prm.KEYWORD_ONLY or n in ("alpha_min", "alpha_max"))
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise problem(f"{part}: unknown option(s) {unknown}; allowed: {allowed}")
+    return value
+
 
 class EntrySpec(StrictModel):
     """One catalog entry (catalogs/README.md, "Entry fields")."""
@@ -316,6 +340,10 @@ class EntrySpec(StrictModel):
         [], description="other kinds (or {kind, options}) run on the same grid for comparison")
     analyses: Annotated[list[Analysis], _none_to(list)] = Field(
         [], description=f"analyses to run: any of {tuple(ANALYSES)}")
+    summary_options: Annotated[dict[str, Any], _none_to(dict),
+                               AfterValidator(_summary_options)] = Field(
+        {}, description="options of the summary analysis: {plateau|fit|convergence: {...}}, "
+                        "e.g. {fit: {alpha_min: 3e3}} to fit only the late decay")
     plots: Annotated[list[PlotItem], _none_to(list), AfterValidator(_distinct_files)] = Field(
         [], description="scalex.viz.plots functions: names or {name, file, **options}")
     cost: str | None = Field(

@@ -220,15 +220,19 @@ def summarise_entry(
     problems: list[str],
     escape_timeout: float | None = None,
     workers: int | None = None,
+    summary_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> xr.Dataset | None:
+    """The entry's analyses merged into one Dataset (None without any); ``summary_options``
+    ({plateau|fit|convergence: {...}}) go to `scalex.analysis.measures.summary`."""
     parts: list[xr.Dataset | xr.DataArray] = []
+    options = {f"{part}_kwargs": dict(opts) for part, opts in (summary_options or {}).items()}
     # An analysis that breaks must not lose the results it was asked to analyse.
     if "summary" in analyses:
         try:
             from scalex.analysis.measures import summary
 
             with _collect_warnings(problems):
-                parts.append(summary(ds))
+                parts.append(summary(ds, **options))
         except ImportError as err:
             problems.append(f"analysis 'summary' skipped: scalex.analysis is not available ({err})")
         except Exception as err:
@@ -329,7 +333,8 @@ def run_entry(
                             {entry.kind: ds, **result.comparisons}, result.problems)
         if tree is not None:
             result.files["compare tree"] = tree
-    result.summary = summarise_entry(ds, entry.analyses, result.problems, escape_timeout, workers)
+    result.summary = summarise_entry(ds, entry.analyses, result.problems, escape_timeout, workers,
+                                     entry.summary_options)
     if result.summary is not None:
         result.summary.attrs.update(_entry_attrs(entry))
         result.files["summary"] = to_netcdf(result.summary, out_dir / f"{entry.name}-summary.nc")
