@@ -56,6 +56,7 @@ __all__ = [
     "encodable",
     "make_dataset",
     "open_dataset",
+    "second_layer_extra",
     "setup_rows",
     "storage_encoding",
     "swept_fields",
@@ -145,6 +146,13 @@ def weighted_extra(Q: ArrayLike, R: ArrayLike) -> dict[str, tuple[tuple[str, ...
     }
 
 
+def second_layer_extra(v: ArrayLike) -> dict[str, tuple[tuple[str, ...], Any, dict[str, str]]]:
+    """The ``extra`` entry of `make_dataset` for a trained second layer v (A, K)
+    (``Setup.train_v``, docs/theory.md §3.10)."""
+    return {"v": (("alpha", "student_i"), v,
+                  {"long_name": "student second-layer weight v_i (trained)", "units": "1"})}
+
+
 def weighted_overlaps(q: ArrayLike, r: ArrayLike, t: ArrayLike, eigenvalues: ArrayLike):
     """Q = Σ_τ λ_τ q^τ, R = Σ_τ λ_τ r^τ, T = Σ_τ λ_τ t^τ (group axis is -3)."""
     lam = np.asarray(eigenvalues, dtype=float)
@@ -191,7 +199,9 @@ def make_dataset(
     """Assemble one schema Dataset from plain arrays.
 
     ``q`` (A, L, K, K), ``r`` (A, L, K, M), ``t`` (L, M, M); ``eg`` (A,) defaults to the exact
-    ε_g of the overlaps. ``extra`` adds variables as ``name: (dims, values, attrs)``.
+    ε_g of the overlaps (at the trained second layer ``extra["v"]`` (A, K) if
+    ``setup.train_v``, which then must be given). ``extra`` adds variables as
+    ``name: (dims, values, attrs)``.
     """
     sp = setup.spectrum
     alpha = np.asarray(alpha, dtype=float)
@@ -199,6 +209,12 @@ def make_dataset(
     if eg is None:
         Q, R, T = weighted_overlaps(q, r, t, sp.eigenvalues)
         v, w = setup.second_layer
+        if setup.train_v:
+            if extra is None or "v" not in extra:
+                raise ValueError("extra: a Setup with train_v=True needs the trained second "
+                                 "layer 'v' (alpha, student_i) to compute eg")
+            v = np.asarray(extra["v"][1], dtype=float)
+            w = np.broadcast_to(w, (*v.shape[:-1], w.size))
         eg = generalization_error(Q, R, T, v, w, setup.activation)
     coords = {
         "alpha": alpha,
@@ -459,15 +475,17 @@ def initial_overlaps(setup: Setup, seed: int = 0) -> xr.Dataset:
 
     q^τ_ij = J_i P_τ J_j / N,  r^τ_in = J_i P_τ B_n / N,  t^τ_nm = B_n P_τ B_m / N.
 
-    Returns a schema Dataset with a single time point α = 0 and ``eg`` the exact ε_g there.
+    Returns a schema Dataset with a single time point α = 0 and ``eg`` the exact ε_g there
+    (and the initial second layer ``v`` if ``setup.train_v``, docs/theory.md §3.10).
     """
     J, B = sample_weights(setup, seed)
     starts = setup.spectrum.group_starts()
     q = group_overlaps(J, J, starts, setup.N)
     r = group_overlaps(J, B, starts, setup.N)
     t = group_overlaps(B, B, starts, setup.N)
+    extra = second_layer_extra(setup.second_layer[0][None]) if setup.train_v else None
     return make_dataset(setup, np.zeros(1), q=q[None], r=r[None], t=t, method="initial",
-                        attrs={"seed": int(seed)})
+                        extra=extra, attrs={"seed": int(seed)})
 
 
 def swept_fields(attrs: Mapping[str, Any]) -> dict[str, list[Any]]:

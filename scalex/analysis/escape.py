@@ -95,6 +95,10 @@ class SymmetricSystem:
     """
 
     def __init__(self, setup: Setup) -> None:
+        if setup.train_v:
+            raise ValueError("train_v: the escape theory linearises the ODE of q, r at a fixed "
+                             "second layer; its symmetric fixed point and escape rate do not "
+                             "include a trained v (docs/theory.md §3.10, §5)")
         v, w = setup.second_layer
         if not (np.allclose(v, v[0]) and np.allclose(w, w[0])):
             raise ValueError("setup: the escape theory needs equal second-layer weights v and "

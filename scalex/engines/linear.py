@@ -191,6 +191,11 @@ def stability_bound(setup: Setup) -> float:
 def check_setup(setup: Setup, require_linear: bool = True) -> None:
     if not isinstance(setup, Setup):
         raise ValueError(f"setup: must be a scalex.Setup, got {type(setup).__name__}")
+    if setup.train_v:
+        raise ValueError("train_v: the exact linear theory needs a fixed second layer; with a "
+                         "trained v the dynamics are not linear in the order parameters (v "
+                         "multiplies J), so there is no closed form; use solve_ode "
+                         "(docs/theory.md §3.10)")
     if require_linear and setup.activation != "linear":
         raise ValueError(
             f"activation: the exact linear theory needs activation='linear', "

@@ -65,7 +65,7 @@ from scalex.common.alpha import check_alpha
 from scalex.common.progress import Progress
 from scalex.engines.ode_exponential import ExponentialRK
 from scalex.engines.ode_feedback import FeedbackJacobian
-from scalex.engines.ode_system import AugmentedSystem
+from scalex.engines.ode_system import AugmentedSystem, SecondLayerSystem
 from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
 from scalex.numerics.arrowhead import (
@@ -96,6 +96,10 @@ MAX_JACOBIAN_NNZ = 15_000_000
 
 __all__ = ["METHODS", "solve_ode", "stability_report"]
 
+
+#: Methods available with a trained second layer (`SecondLayerSystem`, plain state with v; the
+#: implicit ones with their finite-difference Jacobian). "auto" is "BDF" then.
+SECOND_LAYER = ("BDF", "Radau", "LSODA", "RK45", "DOP853", "RK23")
 
 #: Methods that integrate the augmented state with the structured Jacobian.
 IMPLICIT = ("arrowhead", "BDF", "Radau", "LSODA")
@@ -164,6 +168,15 @@ def stability_report(setup: Setup, engine: str) -> tuple[dict[str, Any], str | N
 def _resolve_method(method: str, system: AugmentedSystem) -> str:
     if method not in METHODS:
         raise ValueError(f"method: must be one of {METHODS}, got {method!r}")
+    if isinstance(system, SecondLayerSystem):
+        if method == "auto":
+            return "BDF"
+        if method not in SECOND_LAYER:
+            raise ValueError(
+                f"method: {method!r} is not available with train_v=True (its structured "
+                f"Jacobian assumes a fixed second layer; docs/theory.md §3.10); use 'auto' or "
+                f"one of {SECOND_LAYER}")
+        return method
     relu = system.activation == "relu"
     if method == "auto":
         small = system.jacobian_nnz() <= MAX_JACOBIAN_NNZ
@@ -260,7 +273,9 @@ def solve_ode(
 
     Returns
     -------
-    A schema Dataset (`scalex.schema.make_dataset`, ``method="ode"``) whose attrs also hold
+    A schema Dataset (`scalex.schema.make_dataset`, ``method="ode"``), with the second layer
+    ``v(alpha, student_i)`` if ``setup.train_v`` (``init`` may carry a start ``v``), whose
+    attrs also hold
     ``ode_method``, ``rtol``, ``atol``, ``seed``, the numbers of right-hand-side, Jacobian and
     LU evaluations, ``wall_time_s``, ``eg_atol``, ``eg_route``, ``eg_clipped``, and
     ``eta_max_linear`` and ``eta_over_eta_max_linear`` (`stability_report`). If the overlaps
@@ -280,7 +295,7 @@ def solve_ode(
             raise ValueError(f"{name}: must be finite and > 0, got {tol!r}")
     if progress not in (None, True, False):
         raise ValueError(f"progress: must be None, True or False, got {progress!r}")
-    from scalex.schema import check_record, weighted_extra
+    from scalex.schema import check_record, second_layer_extra, weighted_extra
 
     rec = check_record(record)
     q0, r0, t, start = _initial(setup, init, seed)
@@ -288,11 +303,17 @@ def solve_ode(
         raise ValueError(f"alpha: must start at or after the initial time {start:g} of init")
     sp = setup.spectrum
     v, w = setup.second_layer
+    if setup.train_v and init is not None and "v" in init.data_vars:
+        v = _initial_v(init, setup.K)
     kwargs = dict(eigenvalues=sp.eigenvalues, fractions=sp.fractions, v=v, w=w, eta=setup.eta,
                   activation=setup.activation, noise=setup.noise, trained=setup.trained_groups)
-    system = AugmentedSystem(q0, r0, t, **kwargs)
+    if setup.train_v:
+        system: AugmentedSystem = SecondLayerSystem(q0, r0, t, eta_v=setup.learning_rate_v,
+                                                    **kwargs)
+    else:
+        system = AugmentedSystem(q0, r0, t, **kwargs)
     chosen = _resolve_method(method, system)
-    if chosen in EXPLICIT or chosen in EXPONENTIAL or chosen in FEEDBACK:
+    if not setup.train_v and (chosen in EXPLICIT or chosen in EXPONENTIAL or chosen in FEEDBACK):
         if log_time and chosen in EXPONENTIAL:
             raise ValueError("log_time: the exponential method integrates in alpha itself")
         system = AugmentedSystem(q0, r0, t, augmented=False, **kwargs)
@@ -339,6 +360,8 @@ def solve_ode(
         if chosen == "arrowhead":
             solver = ArrowheadBDF
             ivp_kwargs["jac"] = lambda u, z: system.arrowhead(z, scale=dadu(u))
+        elif setup.train_v:
+            pass  # finite-difference Jacobians of scipy's implicit methods
         elif chosen in ("BDF", "Radau"):
             ivp_kwargs["jac"] = lambda u, z: system.jacobian(z, scale=dadu(u))
         elif chosen in FEEDBACK:
@@ -380,7 +403,8 @@ def solve_ode(
     x_out, _ = system.split(z_out)
     Q_out, R_out = system.unpack((system.y_frozen[:, None]
                                   + np.einsum("g,gpa->pa", system.lam, x_out)).T)
-    eg, clipped = _generalization_error(setup, system, Q_out, R_out, t, z_out)
+    v_out = system.second_layer(z_out).T if setup.train_v else None  # (A, K)
+    eg, clipped = _generalization_error(setup, system, Q_out, R_out, t, z_out, v_out)
     attrs = {
         "seed": int(seed),
         "ode_method": chosen,
@@ -410,13 +434,26 @@ def solve_ode(
         q_out = np.broadcast_to(np.nan, (A, setup.L, setup.K, setup.K))
         r_out = np.broadcast_to(np.nan, (A, setup.L, setup.K, setup.M))
     extra = {k: v for k, v in weighted_extra(Q_out, R_out).items() if k in rec}
+    if v_out is not None:
+        extra.update(second_layer_extra(v_out))
     ds = make_dataset(setup, alpha, q_out, r_out, t, method="ode", eg=eg, status=status,
                       extra=extra, attrs=attrs)
     return ds.drop_vars([name for name in ("q", "r") if name not in rec])
 
 
+def _initial_v(init: xr.Dataset, K: int) -> Array:
+    """The trained second layer of ``init`` (``v``, at its first alpha), for ``train_v``."""
+    v = init["v"]
+    if "alpha" in v.dims:
+        v = v.isel(alpha=0)
+    if v.dims != ("student_i",) or v.shape != (K,) or not np.all(np.isfinite(v.values)):
+        raise ValueError(f"init: variable 'v' must be finite with dims ('student_i',) of size "
+                         f"K={K} (after taking its first alpha), got {v.dims} {v.shape}")
+    return np.asarray(v.values, dtype=float)
+
+
 def _generalization_error(setup: Setup, system: AugmentedSystem, Q: Array, R: Array, t: Array,
-                          z: Array) -> tuple[Array, int]:
+                          z: Array, v_out: Array | None = None) -> tuple[Array, int]:
     """ε_g at the outputs and how many values were clipped from below 0.
 
     With error coordinates (linear g) ε_g = ½ Σ_τ λ_τ E^τ (docs/theory.md §4, eq. (4.2)), which
@@ -428,6 +465,8 @@ def _generalization_error(setup: Setup, system: AugmentedSystem, Q: Array, R: Ar
         return system.generalization_error(z), 0
     T = np.einsum("g,gnm->nm", setup.spectrum.eigenvalues, t)
     v, w = setup.second_layer
+    if v_out is not None:  # a trained second layer: ε_g at v(α) (docs/theory.md §3.10)
+        v, w = v_out, np.broadcast_to(w, (v_out.shape[0], w.size))
     with np.errstate(invalid="ignore"):
         eg = generalization_error(Q, R, T, v, w, setup.activation)
         negative = eg < 0

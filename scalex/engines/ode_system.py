@@ -38,7 +38,8 @@ Jacobian becomes the arrowhead of eq. (3.16):
 It has G(p² + 2pm) + m² stored entries (`AugmentedSystem.jacobian_nnz`). As an
 `scalex.numerics.arrowhead.ArrowheadMatrix` it is solved by block elimination; as a CSC matrix
 it goes to scipy's own BDF or Radau, which factorise it with SuperLU. With ``augmented=False``
-the state is the plain z = x, for the explicit methods.
+the state is the plain z = x, for the explicit methods. `SecondLayerSystem` appends a trained
+second layer v to the plain state (docs/theory.md §3.10).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from scalex.engines.moments import (
     erf_moments_parallel,
     field_moments,
 )
-from scalex.model.integrals import coefficients, field_covariance
+from scalex.model.integrals import I2, coefficients, field_covariance
 from scalex.numerics.arrowhead import ArrowheadMatrix
 
 Array = NDArray[np.float64]
@@ -469,3 +470,46 @@ class AugmentedSystem:
     def jacobian_nnz(self) -> int:
         """Stored entries of the arrowhead Jacobian, G(p² + 2pm) + m²."""
         return self.G * (self.p**2 + 2 * self.p * self.m) + self.m**2
+
+
+# --------------------------------------------------------------------------- trained v
+@dataclass
+class SecondLayerSystem(AugmentedSystem):
+    """The ODEs with a trained student second layer (docs/theory.md §3.10, eq. (3.22)).
+
+    State z = (x_1, …, x_G, v): the plain state of `AugmentedSystem` (no augmented fields, no
+    error coordinates) followed by the K weights v, which start at ``v``. Every right-hand side
+    takes s and E at the current v, and
+
+        dv_i/dα = η_v E[g(x_i)(ζ − σ)] = η_v Σ_a c_a I2(i, a),   c = (−v, w).
+
+    There is no structured Jacobian: integrate with an explicit method, or with BDF, Radau or
+    LSODA and their finite-difference Jacobians (`scalex.engines.ode.solve_ode`).
+    """
+
+    eta_v: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.augmented, self.error_coordinates = False, False
+        super().__post_init__()
+        self.v0 = self.v.copy()
+        self.n += self.K
+
+    def second_layer(self, z: Array) -> Array:
+        """v of states z (n, …): (K, …)."""
+        return z[self.G * self.p:]
+
+    def initial_state(self) -> Array:
+        """z at the start: the plain state of the initial overlaps, then v."""
+        return np.concatenate([super().initial_state(), self.v0])
+
+    def rhs(self, z: Array) -> Array:
+        """dz/dα: (3.4)–(3.6) at the current v, then dv/dα of eq. (3.22)."""
+        x, y = self.split(z)
+        self.v = np.array(self.second_layer(z), dtype=float)
+        self._c = coefficients(self.v, self.w)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            s, E = self.moments(y)
+            f = self.all_rates(x, s, E)
+            dv = self.eta_v * (I2(self.covariance(y), self.activation)[:self.K] @ self._c)
+        return np.concatenate([f.ravel(), dv])

@@ -98,8 +98,12 @@ def _gprime(u, act):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True, fastmath=False, inline="always")
-def _coefficients(x, y, eps, v, w, eta, noise, scale, act, c):  # pragma: no cover - compiled
-    """c_i = (η/√N) v_i g'(x_i) Δ with Δ = Σ_n w_n g(y_n) + s·ε − Σ_i v_i g(x_i)."""
+def _coefficients(x, y, eps, v, w, eta, noise, scale, act, c, eta_v):  # pragma: no cover
+    """c_i = (η/√N) v_i g'(x_i) Δ with Δ = Σ_n w_n g(y_n) + s·ε − Σ_i v_i g(x_i).
+
+    With ``eta_v`` > 0 (a trained second layer, docs/theory.md §3.10) v is then updated in
+    place, v_i ← v_i + (η_v/N) g(x_i) Δ, after c: both use the same step's x, Δ and old v.
+    """
     student = 0.0
     for i in range(x.shape[0]):
         student += v[i] * _g(x[i], act)
@@ -109,18 +113,25 @@ def _coefficients(x, y, eps, v, w, eta, noise, scale, act, c):  # pragma: no cov
     delta = teacher + noise * eps - student
     for i in range(x.shape[0]):
         c[i] = eta * scale * v[i] * _gprime(x[i], act) * delta
+    if eta_v > 0.0:
+        rate = eta_v * scale * scale * delta
+        for i in range(x.shape[0]):
+            v[i] += rate * _g(x[i], act)
 
 
 @njit(cache=True, nogil=True, fastmath=False)
-def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c):  # pragma: no cover
+def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c,
+              eta_v=0.0):  # pragma: no cover
     """Run ``len(z)`` online-SGD steps of docs/theory.md §1 on the student weights ``J`` in place.
 
     Step t, with ξ = √λ ⊙ z_t (eigenbasis of Σ):
 
         x_i = J_i·ξ/√N,  Δ = Σ_n w_n g(y_n) + s·ε_t − Σ_i v_i g(x_i),
-        J_ik ← J_ik + (η/√N) v_i g'(x_i) Δ ξ_k   for k < N_l only.
+        J_ik ← J_ik + (η/√N) v_i g'(x_i) Δ ξ_k   for k < N_l only,
+        v_i ← v_i + (η_v/N) g(x_i) Δ              if η_v > 0 (docs/theory.md §3.10).
 
-    g and g' are those of the activation code ``act`` (module docstring).
+    Both updates use the step's fields and error and the v before the step. g and g' are
+    those of the activation code ``act`` (module docstring).
 
     Parameters
     ----------
@@ -135,6 +146,8 @@ def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c): 
     act : activation code, 0 linear, 1 erf, 2 relu (`activation_code`; False and True are
         accepted as 0 and 1).
     xi, x, c : scratch buffers from `scratch`.
+    eta_v : learning rate η_v of the second layer; 0 (the default) keeps ``v`` fixed, > 0
+        updates ``v`` in place (then pass a private copy).
 
     Returns
     -------
@@ -150,7 +163,7 @@ def sgd_steps(J, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c): 
             x[i] = _dot(J[i], xi, N) * scale
             if not math.isfinite(x[i]):
                 return t
-        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, act, c)
+        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, act, c, eta_v)
         for i in range(K):
             Ji = J[i]
             ci = c[i]
@@ -191,10 +204,11 @@ def _update_field_pair(ra, rb, c, ua, ub, xa, xb, p):  # pragma: no cover - comp
 
 @njit(cache=True, nogil=True, fastmath=False)
 def sgd_steps_transposed(JT, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act, xi, x, c,
-                         partial):  # pragma: no cover
+                         partial, eta_v=0.0):  # pragma: no cover
     """`sgd_steps` with the weights held transposed, ``JT`` (N, K); bit-identical results.
 
-    ``partial`` is a (4, K) float64 buffer for the four partial sums of each field.
+    ``partial`` is a (4, K) float64 buffer for the four partial sums of each field; ``eta_v`` as
+    in `sgd_steps` (v moves at once, the pending J update keeps the c of its own step).
 
     One pass over the weights per step: weight row k receives the update of the previous step
     and at once adds its term to this step's fields (the last step's update is applied before
@@ -249,7 +263,7 @@ def sgd_steps_transposed(JT, z, y, sqrt_lam, v, w, eta, noise, n_trainable, act,
             x[i] = ((p0[i] + p1[i]) + (p2[i] + p3[i])) * scale
             if not math.isfinite(x[i]):
                 return t
-        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, act, c)
+        _coefficients(x, y[t], z[t, N], v, w, eta, noise, scale, act, c, eta_v)
         cur, prev = prev, cur
     if T > 0:
         for k in range(n_trainable):

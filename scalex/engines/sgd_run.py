@@ -134,15 +134,17 @@ class SGDRun:
     """The state of one SGD run on plain arrays: weights in the kernel's layout and buffers.
 
     ``advance(z)`` runs one block of steps on the normals ``z`` (n, N+1) (layout in the module
-    docstring); ``student()`` returns J (K, N) as float64. Used by `run_seed`; exposed for
-    benchmarks and tests.
+    docstring); ``student()`` returns J (K, N) as float64. With ``setup.train_v`` the second
+    layer ``v`` is updated in place at every step (docs/theory.md §3.10). Used by `run_seed`;
+    exposed for benchmarks and tests.
     """
 
     def __init__(self, setup: Setup, J: Array, B: Array, dtype: str = "float64") -> None:
         dt = np.dtype(dtype)
         K, N = J.shape
         self.setup, self.N, self.dtype = setup, N, dt
-        self.v, self.w = setup.second_layer
+        self.v, self.w = setup.second_layer  # fresh arrays: a trained v moves in place
+        self.eta_v = setup.learning_rate_v if setup.train_v else 0.0
         self.act = activation_code(setup.activation)  # the kernels' activation code
         sqrt_lam = np.sqrt(setup.spectrum.diagonal())
         self.sqrt_lam = sqrt_lam.astype(dt)
@@ -163,7 +165,7 @@ class SGDRun:
         s = self.setup
         y = z[:, :self.N] @ self.B_scaled
         return int(self.kernel(self.W, z, y, self.sqrt_lam, self.v, self.w, s.eta, s.noise,
-                               s.n_trainable, self.act, *self.buffers))
+                               s.n_trainable, self.act, *self.buffers, self.eta_v))
 
     def max_self_overlap(self) -> float:
         """max_i q_ii = max_i |J_i|²/N (NaN-propagating), the divergence monitor."""
@@ -191,7 +193,8 @@ def run_seed(
     """Simulate one seed and return plain arrays at the record ``steps`` (increasing ints).
 
     Returns a dict with ``q`` (A, L, K, K) and ``r`` (A, L, K, M) (None unless recorded),
-    ``Q`` (A, K, K) and ``R`` (A, K, M) (likewise), ``t`` (L, M, M), ``eg`` (A,) exact ε_g,
+    ``Q`` (A, K, K) and ``R`` (A, K, M) (likewise), ``t`` (L, M, M), ``v`` (A, K) the second
+    layer (None unless ``setup.train_v``), ``eg`` (A,) exact ε_g at the current v,
     ``eg_test``/``eg_test_stderr`` (A,) (None unless ``eg_test`` > 0), ``status``,
     ``steps_done`` and ``wall_time`` (s). ``callback(n)`` is called after every block of n
     steps.
@@ -215,6 +218,7 @@ def run_seed(
         "r": np.full((A, sp.L, K, M), np.nan) if "r" in record else None,
         "Q": np.full((A, K, K), np.nan) if "Q" in record else None,
         "R": np.full((A, K, M), np.nan) if "R" in record else None,
+        "v": np.full((A, K), np.nan) if setup.train_v else None,
         "eg": np.full(A, np.nan),
         "eg_test": np.full(A, np.nan) if eg_test else None,
         "eg_test_stderr": np.full(A, np.nan) if eg_test else None,
@@ -240,6 +244,9 @@ def run_seed(
         q = group_overlaps(J, J, starts, N)
         r = group_overlaps(J, B, starts, N)
         Q, R, T = weighted_overlaps(q, r, t, lam)
+        if setup.train_v:
+            v = run.v.copy()
+            out["v"][a] = v
         out["eg"][a] = generalization_error(Q, R, T, v, w, setup.activation)
         for name, val in (("q", q), ("r", r), ("Q", Q), ("R", R)):
             if out[name] is not None:

@@ -72,6 +72,7 @@ from scalex.schema import (
     annotate,
     check_record,
     make_dataset,
+    second_layer_extra,
     weighted_extra,
 )
 
@@ -127,7 +128,7 @@ def _seed_dataset(setup: Setup, alpha: NDArray[np.float64], seed: int,
     steps, where = np.unique(wanted, return_inverse=True)
     with single_threaded_blas(), np.errstate(all="ignore"):
         res = run_seed(setup, steps, seed, **kwargs)
-    for name in ("q", "r", "Q", "R", "eg", "eg_test", "eg_test_stderr"):
+    for name in ("q", "r", "Q", "R", "v", "eg", "eg_test", "eg_test_stderr"):
         if res[name] is not None:  # each distinct step, under every α that asked for it
             res[name] = res[name][where]
     notes: list[WarningRecord] = []
@@ -146,6 +147,8 @@ def _seed_dataset(setup: Setup, alpha: NDArray[np.float64], seed: int,
     }
     weighted = weighted_extra(res["Q"], res["R"])
     extra.update({k: weighted[k] for k in ("Q", "R") if res[k] is not None})
+    if res["v"] is not None:
+        extra.update(second_layer_extra(res["v"]))
     if res["eg_test"] is not None:
         extra["eg_test"] = (("alpha",), res["eg_test"], {
             "long_name": "Monte Carlo test error on fresh noiseless inputs", "units": "1"})
@@ -204,6 +207,7 @@ def simulate(
     Returns
     -------
     A schema Dataset with dims ``(seed, alpha, ...)``, ``status(seed)``, ``wall_time(seed)``,
+    the second layer ``v(seed, alpha, student_i)`` if ``setup.train_v`` (docs/theory.md §3.10),
     coordinates ``step(alpha)`` and ``alpha_step(alpha)``, and attrs ``block_size``,
     ``dtype``, ``wall_time_s``, ``eta_max_linear``, ``eta_over_eta_max_linear``. A diverged
     seed gives one `scalex.schema.DivergenceWarning` naming it; η far outside the stable range

@@ -20,6 +20,8 @@ __all__ = ["ACTIVATIONS", "OUTPUT_SCALES", "Setup"]
 ACTIVATIONS = ("erf", "linear", "relu")
 OUTPUT_SCALES = ("sqrt", "mean", "none")
 ATTR_KEY = "scalex_setup"
+#: Fields recorded (to_dict, attrs, hash) only when ``train_v`` is set.
+_OPTIONAL_KEYS = ("train_v", "eta_v")
 
 
 class FieldTypeError(TypeError, ValueError):
@@ -94,6 +96,16 @@ class Setup:
         ``None`` trains all N. Must end on a group boundary so each group is trained or frozen.
     eigenvalues, multiplicities : an explicit spectrum (decreasing eigenvalues, integer
         multiplicities summing to N; default equal N/L). Overrides ``L`` and ``beta``'s role.
+    train_v : train the student's second layer too (docs/theory.md §3.10): every SGD step also
+        does v_i ← v_i + (η_v/N) g(x_i)(ζ + s·ε − σ) with the step's pre-update fields and
+        error, so dv_i/dα = η_v E[g(x_i)(ζ − σ)] as N → ∞. ``v``/``output_scale`` give the
+        initial v, which is the trained weight itself (no scale multiplies it); the teacher's w
+        stays fixed. [False]
+    eta_v : learning rate η_v > 0 of the second layer; ``None`` uses ``eta``. Only with
+        ``train_v=True``. [None]
+
+    ``train_v`` and ``eta_v`` enter `to_dict`, the attributes and the hash only when
+    ``train_v`` is set, so every Setup without them keeps its earlier record and hash.
     """
 
     K: int = 2
@@ -112,6 +124,8 @@ class Setup:
     trainable: int | None = None
     eigenvalues: tuple[float, ...] | None = None
     multiplicities: tuple[int, ...] | None = None
+    train_v: bool = False
+    eta_v: float | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda k, val: object.__setattr__(self, k, val)  # noqa: E731
@@ -200,6 +214,23 @@ class Setup:
                     "use 'mean' or 'top' for a power law"
                 )
 
+        # 0 and 1 too: sweep axes, catalogs and NetCDF attributes have no booleans.
+        if not (isinstance(self.train_v, (bool, np.bool_)) or (
+                _is_number(self.train_v) and self.train_v in (0, 1))):
+            raise FieldTypeError(f"train_v: must be True or False (or 1 or 0), got "
+                                 f"{self.train_v!r} ({type(self.train_v).__name__})")
+        set_("train_v", bool(self.train_v))
+        if self.eta_v is not None:
+            if not _is_number(self.eta_v):
+                raise FieldTypeError(f"eta_v: must be a real number or None, got "
+                                     f"{self.eta_v!r} ({type(self.eta_v).__name__})")
+            if not (np.isfinite(self.eta_v) and self.eta_v > 0):
+                raise ValueError(f"eta_v: must be finite and > 0, got {self.eta_v!r}")
+            if not self.train_v:
+                raise ValueError(f"eta_v: only allowed with train_v=True (the second layer is "
+                                 f"fixed otherwise), got eta_v={self.eta_v!r}")
+            set_("eta_v", float(self.eta_v))
+
         if self.trainable is not None:
             t = _integer(self.trainable, "trainable", 1, self.N, "N=")
             bounds = np.cumsum(self.spectrum.multiplicities)
@@ -226,6 +257,11 @@ class Setup:
         v = np.asarray(self.v) if self.v is not None else np.full(self.K, 1.0 / scale(self.K))
         w = np.asarray(self.w) if self.w is not None else np.full(self.M, 1.0 / scale(self.M))
         return v.astype(float), w.astype(float)
+
+    @property
+    def learning_rate_v(self) -> float:
+        """η_v of the second layer (``eta_v``, or ``eta`` when None; docs/theory.md §3.10)."""
+        return self.eta if self.eta_v is None else float(self.eta_v)
 
     @property
     def n_trainable(self) -> int:
@@ -258,9 +294,15 @@ class Setup:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-Python dict of every field (JSON-serialisable)."""
+        """Plain-Python dict of every field (JSON-serialisable).
+
+        ``train_v`` and ``eta_v`` are left out while ``train_v`` is False (`_OPTIONAL_KEYS`), so
+        the records and hashes of Setups with a fixed second layer are those of before.
+        """
         out = {}
         for f in fields(self):
+            if f.name in _OPTIONAL_KEYS and not self.train_v:
+                continue
             val = getattr(self, f.name)
             out[f.name] = list(val) if isinstance(val, tuple) else val
         return out
@@ -281,6 +323,9 @@ class Setup:
             if val is None:
                 continue
             attrs[key] = np.asarray(val, dtype=float) if isinstance(val, list) else val
+        if self.train_v:  # NetCDF has no boolean attributes
+            attrs["train_v"] = 1
+            attrs["eta_v"] = self.learning_rate_v
         attrs["trainable"] = self.n_trainable
         attrs["L"] = self.L
         attrs[ATTR_KEY] = json.dumps(self.to_dict(), sort_keys=True)
