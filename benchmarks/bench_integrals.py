@@ -10,8 +10,8 @@ are timed in the same run on the same C, at K = M ∈ {2, 8}, through
 * ``library``: `scalex.model.integrals.stein_coefficients` + `update_second_moment` (erf: numpy
   closed forms over the full I4 tensor).
 
-ReLU's E runs on numba's threads from `scalex.model.relu.PARALLEL_MIN_ENTRIES` I4 entries on
-(K = M = 8 here, not 2); ``--threads 1`` gives the single-thread figure.
+ReLU's E runs on numba's threads over its entries; ``--threads 1`` gives the single-thread
+figure.
 Usage: ``python benchmarks/bench_integrals.py [--repeat 20] [--threads 1]``.
 Timings are the best of ``--repeat`` calls (the machine may be shared).
 """

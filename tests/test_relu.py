@@ -320,18 +320,20 @@ def test_update_second_moment_equals_contracted_I4():
         np.testing.assert_array_equal(batched[k], update_second_moment(Cs[k], v, w, "relu"))
 
 
-def test_second_moment_serial_and_parallel_agree():
-    # Two compiled kernels (serial, and parallel over threads) around the same per-entry
-    # function: equal up to how the compiler treats each loop nest, so a few ulps, not bits.
+def test_second_moment_kernel_matches_the_i4_tensor():
+    # The compiled E (symmetries i ↔ j, c ↔ d, threads over the entries) against the plain
+    # contraction v_i v_j Σ_cd c_c c_d I4(i,j,c,d) of the full I4 tensor: the same quadrature
+    # summed in another order, so equal to a few ulps of the largest term.
     C = np.stack([random_cov(s, 6) for s in range(2)])
     v = np.array([0.5, -0.3, 0.8])
     c = coefficients(v, np.array([1.0, 0.4, 0.7]))
-    serial = relu._second_moment_serial(C, v, c, *relu.QUADRATURE)
-    ulps = 8 * np.finfo(float).eps
-    np.testing.assert_allclose(relu._second_moment_parallel(C, v, c, *relu.QUADRATURE), serial,
-                               rtol=ulps, atol=ulps * np.abs(serial).max())
-    np.testing.assert_allclose(relu.second_moment(C, v, c), serial, rtol=ulps,
-                               atol=ulps * np.abs(serial).max())
+    K, n = 3, 6
+    i4 = relu.I4(C, np.arange(K), np.arange(K), np.arange(n), np.arange(n))
+    terms = np.einsum("bijcd,c,d->bijcd", i4, c, c)
+    want = v[:, None] * v[None, :] * terms.sum(axis=(-1, -2))
+    got = relu.second_moment(C, v, c)
+    scale = (np.abs(v[:, None] * v[None, :]) * np.abs(terms).sum(axis=(-1, -2))).max()
+    np.testing.assert_allclose(got, want, rtol=0, atol=64 * np.finfo(float).eps * scale)
 
 
 def test_moments_vanish_at_the_teacher():

@@ -330,17 +330,8 @@ def _pair_job(C: Array, v: Array, c: Array, T: Array, OM: Array, W: Array, out: 
     out[b, j, i] = value
 
 
-@_jit
-def _second_moment_serial(C: Array, v: Array, c: Array, T: Array, OM: Array,
-                          W: Array) -> Array:  # pragma: no cover - compiled
-    out = np.empty((C.shape[0], v.shape[0], v.shape[0]))
-    for job in range(C.shape[0] * (v.shape[0] * (v.shape[0] + 1) // 2)):
-        _pair_job(C, v, c, T, OM, W, out, job)
-    return out
-
-
 @numba.njit(cache=True, error_model="numpy", parallel=True)
-def _second_moment_parallel(C: Array, v: Array, c: Array, T: Array, OM: Array,
+def _second_moment_kernel(C: Array, v: Array, c: Array, T: Array, OM: Array,
                             W: Array) -> Array:  # pragma: no cover - compiled
     out = np.empty((C.shape[0], v.shape[0], v.shape[0]))
     for job in prange(C.shape[0] * (v.shape[0] * (v.shape[0] + 1) // 2)):
@@ -348,9 +339,6 @@ def _second_moment_parallel(C: Array, v: Array, c: Array, T: Array, OM: Array,
     return out
 
 
-#: From this many I4 entries per call on, E is computed with numba's threads (each entry is
-#: ~15 µs; below, thread start-up and a shared machine cost more than they save).
-PARALLEL_MIN_ENTRIES = 100
 
 
 def second_moment(C: ArrayLike, v: ArrayLike, c: ArrayLike) -> Array:
@@ -358,17 +346,15 @@ def second_moment(C: ArrayLike, v: ArrayLike, c: ArrayLike) -> Array:
 
     ``v`` has shape (K,), ``c`` = (−v, w) as from `scalex.model.integrals.coefficients`; leading
     axes of ``C`` are a batch. Compiled, with the symmetries i ↔ j and c ↔ d (K(K+1)/2 ·
-    n(n+1)/2 I4 entries per covariance); in parallel over the entries of E from
-    `PARALLEL_MIN_ENTRIES` I4 entries on. Serial and parallel kernels share the per-entry
-    function and agree to rounding.
+    n(n+1)/2 I4 entries per covariance), in parallel over the entries of E (numba threads;
+    even at K = M = 2 this is faster than a serial loop, the 54-node quadrature of each entry
+    outweighing the thread start).
     """
     C = np.asarray(C, dtype=float)
     v = np.asarray(v, dtype=float)
     K, n = v.shape[-1], C.shape[-1]
     flat = np.ascontiguousarray(C.reshape(-1, n, n))
-    entries = flat.shape[0] * K * (K + 1) // 2 * n * (n + 1) // 2
-    kernel = _second_moment_parallel if entries >= PARALLEL_MIN_ENTRIES else _second_moment_serial
-    out = kernel(flat, v, np.asarray(c, dtype=float), *QUADRATURE)
+    out = _second_moment_kernel(flat, v, np.asarray(c, dtype=float), *QUADRATURE)
     return out.reshape((*C.shape[:-2], K, K))
 
 
