@@ -90,6 +90,13 @@ EG_ATOL = 1e-16
 FAR_OUTSIDE = 2.0
 
 
+#: What a run far outside the stability bound does, by activation (`stability_report`).
+_FAR_OUTSIDE_OUTCOME = {
+    "erf": "an erf network stays bounded only because erf saturates",
+    "linear": "a linear network diverges",
+    "relu": "relu does not saturate, so expect divergence",
+}
+
 #: Largest arrowhead Jacobian (stored entries) for which ``method="auto"`` stays implicit
 #: (the block elimination keeps ~4/3 of this many doubles).
 MAX_JACOBIAN_NNZ = 15_000_000
@@ -159,7 +166,7 @@ def stability_report(setup: Setup, engine: str) -> tuple[dict[str, Any], str | N
         f"{engine}: eta={setup.eta:g} is {ratio:.3g} x the linear stability bound "
         f"eta_max_linear={bound:.4g} (eta*sum(v^2) < 2/sum_trained(f*lambda), docs/theory.md "
         f"§4.4), far outside the stable range (> {FAR_OUTSIDE:g} x): SGD does not converge "
-        f"there; an erf network stays bounded only because erf saturates"
+        f"there; {_FAR_OUTSIDE_OUTCOME.get(setup.activation, 'expect divergence')}"
     )
     attrs["stability_warning"] = message
     return attrs, message
