@@ -949,3 +949,10 @@ def test_plot_from_the_files_leaves_out_a_summary_of_another_grid(tmp_path):
     stored = stored_inputs(tmp_path / "figx.nc", problems=problems)
     assert stored.summary is None
     assert problems and "sweep grid" in problems[0]
+
+
+def test_plateau_length_without_any_plateau_says_so():
+    # A sweep where no member has a plateau: a message naming the cause, not a log-axis error.
+    summary = xr.Dataset({"plateau_length": ("L", [np.nan, np.nan])}, coords={"L": [8, 16]})
+    with pytest.raises(ValueError, match="no member has a measured plateau"):
+        plot.plateau_length(summary, x="L", over=None, predicted=None)

@@ -156,6 +156,9 @@ def plateau_length(
         raise ValueError(f"x: {x!r} is not a dimension of plateau_length (dims {length.dims})")
     if over is not None and over not in length.dims:
         over = None
+    if not bool((length > 0).any()):
+        raise ValueError("plateau_length: no member has a measured plateau (all NaN), so there "
+                         "is nothing to draw; see the plateau criterion in docs/analysis.md (A2)")
     pred = _predicted_plateau(data, measured, predicted)
     attrs = {**result_attrs(data)}
     sliders = [d for d in sweep_dims(length, attrs) if d not in (x, over)]
