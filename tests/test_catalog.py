@@ -423,7 +423,8 @@ def test_summary_options_reach_the_summary(tmp_path):
 
 @pytest.mark.parametrize("options,message", [
     ({"fitt": {}}, "field 'summary_options': unknown part 'fitt'"),
-    ({"fit": {"alpha_mn": 1.0}}, r"field 'summary_options': fit: unknown option\(s\) \['alpha_mn'\]"),
+    ({"fit": {"alpha_mn": 1.0}},
+     r"field 'summary_options': fit: unknown option\(s\) \['alpha_mn'\]"),
     ({"plateau": 3}, "field 'summary_options': plateau: must be a mapping"),
 ])
 def test_summary_options_errors_name_entry_and_field(tmp_path, options, message):
