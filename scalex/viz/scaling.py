@@ -156,9 +156,10 @@ def plateau_length(
         raise ValueError(f"x: {x!r} is not a dimension of plateau_length (dims {length.dims})")
     if over is not None and over not in length.dims:
         over = None
-    if not bool((length > 0).any()):
-        raise ValueError("plateau_length: no member has a measured plateau (all NaN), so there "
-                         "is nothing to draw; see the plateau criterion in docs/analysis.md (A2)")
+    # No member with a plateau: an empty frame on linear axes that says so (a log axis
+    # of nothing cannot be drawn).
+    none = not bool((length > 0).any())
+    logx, logy = logx and not none, logy and not none
     pred = _predicted_plateau(data, measured, predicted)
     attrs = {**result_attrs(data)}
     sliders = [d for d in sweep_dims(length, attrs) if d not in (x, over)]
@@ -169,6 +170,8 @@ def plateau_length(
     fixed = style.title({k: v for k, v in attrs.items() if k != "method"},
                         skip=[x, *sliders, *([over] if over else [])])
     head = title_text or "plateau length" + (f": {fixed}" if fixed else "")
+    if none:
+        head += " (no member has a plateau, docs/analysis.md (A2))"
 
     def draw(sub: xr.DataArray, value: Any, color: str, at: dict[str, Any]) -> list[Any]:
         series = reduce_seeds(sub, "std", x)
