@@ -32,3 +32,17 @@ def network_error(J: np.ndarray, B: np.ndarray, v: np.ndarray, w: np.ndarray, la
         n += err.size
     mean = total / n
     return mean, float(np.sqrt(total2 / n - mean**2) / np.sqrt(n))
+
+
+def random_cov(seed: int, n: int, scale: float = 1.0) -> np.ndarray:
+    """A random valid n × n covariance with diagonal entries uniform in [0.2, 2]·scale."""
+    r = np.random.default_rng(seed)
+    A = r.standard_normal((n, n + 2))
+    C = A @ A.T / (n + 2)
+    d = r.uniform(0.2, 2.0, n) * scale
+    return C * np.sqrt(np.outer(d, d) / np.outer(np.diag(C), np.diag(C)))
+
+
+def samples(C: np.ndarray, seed: int, n: int) -> np.ndarray:
+    """n Gaussian samples (n, len(C)) of covariance C."""
+    return np.random.default_rng(seed).multivariate_normal(np.zeros(len(C)), C, size=n)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from _support import network_error
+from _support import network_error, random_cov, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
@@ -28,18 +28,6 @@ def g(x):
 
 def gp(x):
     return np.sqrt(2 / np.pi) * np.exp(-(x**2) / 2)
-
-
-def random_cov(seed, n, scale=1.0):
-    r = np.random.default_rng(seed)
-    A = r.standard_normal((n, n + 2))
-    C = A @ A.T / (n + 2)
-    d = r.uniform(0.2, 2.0, n) * scale
-    return C * np.sqrt(np.outer(d, d) / np.outer(np.diag(C), np.diag(C)))
-
-
-def samples(C, seed, n=N_MC):
-    return np.random.default_rng(seed).multivariate_normal(np.zeros(len(C)), C, size=n)
 
 
 def mc_check(estimate_samples, exact, z=5.0):
@@ -81,7 +69,7 @@ def test_I4_against_monte_carlo_three_fields(seed):
 def test_I4_against_monte_carlo_five_fields():
     """All 5^4 index tuples at once, with 10^6 samples (K + M = 5 fields)."""
     C = random_cov(3, 5)
-    h = samples(C, 4)
+    h = samples(C, 4, N_MC)
     Gp, G = gp(h), g(h)
     exact = I4(C)
     # Accumulate first and second moments in chunks to bound memory.

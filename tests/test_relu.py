@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from _support import network_error
+from _support import network_error, random_cov, samples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
@@ -31,14 +31,6 @@ def gp(x):
     return (x > 0).astype(float)
 
 
-def random_cov(seed, n, scale=1.0):
-    r = np.random.default_rng(seed)
-    A = r.standard_normal((n, n + 2))
-    C = A @ A.T / (n + 2)
-    d = r.uniform(0.2, 2.0, n) * scale
-    return C * np.sqrt(np.outer(d, d) / np.outer(np.diag(C), np.diag(C)))
-
-
 def near_singular_cov(seed, K=2, M=2, N=40):
     """Overlaps of students close to teachers or to each other, 1 − ρ² down to ~1e-18."""
     r = np.random.default_rng(seed)
@@ -49,10 +41,6 @@ def near_singular_cov(seed, K=2, M=2, N=40):
     eps = 10.0 ** r.uniform(-9, 0, size=(K, 1))
     W = np.vstack([A @ B + eps * r.standard_normal((K, N)), B])
     return W @ W.T / N
-
-
-def samples(C, seed, n):
-    return np.random.default_rng(seed).multivariate_normal(np.zeros(len(C)), C, size=n)
 
 
 def mc_moments(make, n, chunks=20):
