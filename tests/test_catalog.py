@@ -426,6 +426,9 @@ def test_summary_options_reach_the_summary(tmp_path):
     ({"fit": {"alpha_mn": 1.0}},
      r"field 'summary_options': fit: unknown option\(s\) \['alpha_mn'\]"),
     ({"plateau": 3}, "field 'summary_options': plateau: must be a mapping"),
+    # summary passes baseline itself: refused here, not a TypeError at run time
+    ({"fit": {"baseline": 0.1}},
+     r"field 'summary_options': fit: unknown option\(s\) \['baseline'\]"),
 ])
 def test_summary_options_errors_name_entry_and_field(tmp_path, options, message):
     path = _write(tmp_path, {"e": dict(GOOD, summary_options=options)})

@@ -295,6 +295,8 @@ Analysis = Annotated[Any, AfterValidator(one_of(lambda: ANALYSES, order=False))]
 
 #: summary_options keys: the measure each dict of options goes to (by its public function)
 SUMMARY_PARTS = {"plateau": "plateau", "fit": "fit_power_law", "convergence": "convergence"}
+#: options `scalex.analysis.measures.summary` sets for all three parts itself
+SUMMARY_SETS = ("dim", "baseline", "seed_mean")
 
 
 def _summary_options(value: dict[str, Any]) -> dict[str, Any]:
@@ -309,9 +311,9 @@ def _summary_options(value: dict[str, Any]) -> dict[str, Any]:
             raise problem(f"unknown part {part!r}; allowed: {sorted(SUMMARY_PARTS)}")
         if not isinstance(options, dict):
             raise problem(f"{part}: must be a mapping of options, got {short_repr(options)}")
-        func = getattr(measures, SUMMARY_PARTS[part])
-        allowed = sorted(n for n, prm in inspect.signature(func).parameters.items()
-                         if prm.kind is prm.KEYWORD_ONLY or n in ("alpha_min", "alpha_max"))
+        params = list(inspect.signature(getattr(measures, SUMMARY_PARTS[part])).parameters)
+        # every option after the data, except those `summary` passes itself
+        allowed = sorted(set(params[1:]) - set(SUMMARY_SETS))
         unknown = sorted(set(options) - set(allowed))
         if unknown:
             raise problem(f"{part}: unknown option(s) {unknown}; allowed: {allowed}")
