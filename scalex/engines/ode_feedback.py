@@ -22,13 +22,14 @@ is formed:
 
       (I + c Op) ψ = Σ_τ λ_τ P_τ b_τ,   Op ψ = Σ_τ λ_τ P_τ F_τ ψ,   k_τ = P_τ (b_τ − c F_τ ψ),
 
-  an m × m system solved by GMRES. Op is applied without the groups: the group sums are
-  folded once per factorisation into K³- and K²M-sized tensors (`_Solver`, eq. (3.20)), so one
-  Krylov step costs O(K³ + K²M) plus two Stein evaluations (δs by central differences).
+  an m × m system. Op is linear in δs and applied without the groups: the group sums are
+  folded once per factorisation into K³- and K²M-sized tensors (`_Solver`, eq. (3.20)). δs of
+  every unit field direction is computed once per Jacobian (exactly for erf), so I + c·Op is
+  assembled by batched products and LU-factorised.
 
-One factorisation costs O(G K²(K+M)), one solve O(G K(K+M)) plus the Krylov steps. The BDF
-steps, orders and error control are scipy's (`scalex.numerics.arrowhead.ArrowheadBDF` with
-this Jacobian).
+One factorisation costs O(G K²(K+M) + m K³ + m³), one solve O(G K(K+M) + m²). The BDF steps,
+orders and error control are scipy's (`scalex.numerics.arrowhead.ArrowheadBDF` with this
+Jacobian).
 """
 
 from __future__ import annotations
@@ -141,10 +142,14 @@ class _Linearisation:
                 eps = (FD_STEP * max(1.0, float(np.max(np.abs(self.C)))) / size[live])
                 eps = eps[:, None, None]
                 ds = (self.stein(self.C + eps * dC) - self.stein(self.C - eps * dC)) / (2 * eps)
-            rot = _sandwich(U.T, ds[:, :, :K], U)
-            dS[live] = 0.5 * (rot + rot.transpose(0, 2, 1))
-            dsR[live] = _left(U.T, ds[:, :, K:])
+            dS[live], dsR[live] = self._to_frame_s(ds)
         return dS.reshape(*batch, K, K), dsR.reshape(*batch, K, M)
+
+    def _to_frame_s(self, ds: Array) -> tuple[Array, Array]:
+        """δs (B, K, K+M) in the original basis → (δS̃ symmetrised, δs̃_R) in the frame."""
+        K, U = self.system.K, self.U
+        rot = _sandwich(U.T, ds[:, :, :K], U)
+        return 0.5 * (rot + rot.transpose(0, 2, 1)), _left(U.T, ds[:, :, K:])
 
     def stein_columns(self) -> tuple[Array, Array]:
         """δs of every unit field direction ψ_k (the packed entries of (Q̃, R̃), as in
@@ -172,9 +177,7 @@ class _Linearisation:
         for start in range(0, sys.nf, COLUMN_BLOCK):
             block = slice(start, start + COLUMN_BLOCK)
             ds = erf_stein_directional(self.C, rows[block], sys.v, self.c)
-            rot = _sandwich(U.T, ds[:, :, :K], U)
-            dS[block] = 0.5 * (rot + rot.transpose(0, 2, 1))
-            dsR[block] = _left(U.T, ds[:, :, K:])
+            dS[block], dsR[block] = self._to_frame_s(ds)
         self._columns = (dS, dsR)
         return self._columns
 
