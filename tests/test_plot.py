@@ -470,6 +470,21 @@ def test_plateau_length_measured_and_predicted_over_K():
     assert opts["logx"] and opts["logy"]
 
 
+@pytest.mark.parametrize("backend", ["matplotlib", "bokeh"])
+def test_axes_stay_labelled_when_the_first_member_has_no_plateau(backend):
+    """holoviews labels the axes after the first element it draws; when that one is empty
+    (K=2 without any plateau here) the labels must still be there."""
+    summary = _plateau_summary()
+    summary["plateau_length"] = summary["plateau_length"].where(summary.K != 2)
+    fig = hv.render(plot.plateau_length(summary), backend=backend)
+    if backend == "matplotlib":
+        labels = (fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel())
+    else:
+        labels = (fig.xaxis[0].axis_label, fig.yaxis[0].axis_label)
+    assert labels[0] == "number of eigenvalue groups L"
+    assert labels[1].startswith("plateau length")
+
+
 def test_plateau_length_without_prediction_or_K():
     summary = _plateau_summary().sel(K=2, drop=True)
     summary.attrs["sweep_dims"] = "L"

@@ -211,11 +211,10 @@ def test_structured_methods_refuse_train_v(method):
         solve_ode(Setup(N=64, train_v=True), [0.0, 1.0], method=method)
 
 
-def test_linear_theory_and_escape_refuse_train_v():
-    from scalex.analysis.escape import escape_rate
+def test_linear_theory_refuses_train_v():
+    """No closed form with a trained v (docs/theory.md §3.10); the escape theory takes it
+    (tests/test_escape_second_layer.py)."""
     from scalex.engines.linear import linear_theory
 
     with pytest.raises(ValueError, match="train_v"):
         linear_theory(Setup(N=64, activation="linear", train_v=True), [0.0, 1.0])
-    with pytest.raises(ValueError, match="train_v"):
-        escape_rate(Setup(N=64, train_v=True))

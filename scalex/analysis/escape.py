@@ -9,8 +9,8 @@ t^τ = f_τ I (its N → ∞ value, f_τ = N_τ/N), states with
 stay of that form (eq. (5.1)). Their invariance group is S_K × S_M (permuting student units and
 teacher units). The plateau is the quasi-stationary state of this subspace; the O(σ_J/√N)
 asymmetry of a real weight draw grows out of it along the unstable direction of the linearised
-dynamics. `SymmetricSystem` evaluates the right-hand side with
-`scalex.engines.ode_system.derivatives` and the isotropic teacher.
+dynamics. `SymmetricSystem` (`scalex.analysis.escape_system`) evaluates the right-hand side
+with `scalex.engines.ode_system.derivatives` and the isotropic teacher.
 
 What this module computes (equation numbers (E·) refer to docs/analysis.md, (5.·) to
 docs/theory.md):
@@ -25,13 +25,14 @@ docs/theory.md):
    fixed point, split into the symmetric part V0 (orbit averages) and the symmetry-breaking
    part V1 (its complement; both are invariant because the Jacobian commutes with
    S_K × S_M). The escape rate μ is the largest real part of the eigenvalues of the V1 block
-   (E2), eq. (5.5), `escape_rate`. By default (``method="structured"``,
+   (E2), eq. (5.5), `escape_rate`. By the structured route (``method="structured"``,
    `scalex.analysis.escape_blocks`) J is never formed: by eq. (5.3) and Schur's lemma it is,
    on each irreducible representation of S_K × S_M (`scalex.analysis.escape_symmetry`), a
    matrix of L × L blocks of size ≤ 3 built from two shared blocks Â, B̂ read off a few
    right-hand sides; its rightmost eigenvalue comes from the secular equation (5.4) when the
    block is too large for a dense eigenproblem. ``method="dense"`` builds J|V1 and J|V0 column
    by column by central differences and diagonalises them (cost O((L p)³); small L only).
+   ``method="auto"`` (default) is the structured route, or the dense one with a trained v.
 3. The plateau-length prediction (E3)–(E5), eqs. (5.7)–(5.8), `escape`: the symmetric
    trajectory from the symmetrised draw gives ε_sym(α) and the time α_s at which it becomes
    flat (the plateau start). The draw's asymmetry δx(0) is carried to α_s by the linearised
@@ -47,6 +48,13 @@ docs/theory.md):
    *same* flatness criterion (A2) as `scalex.analysis.plateau`. The textbook estimate
    (1/μ) ln(1/A_0) of eq. (5.6), with A_0 the projection of the draw at α = 0, is reported as
    ``naive_length``.
+
+4. A trained second layer (``Setup(train_v=True)``, docs/theory.md §5.6): the state carries
+   v, V0 its mean and V1 its zero-sum deviations (`SymmetricSystem`). The fixed point is the
+   four-unknown root (â, b̂, ĉ, v̄*) with dv̄/dα = 0 as well; (E2)–(E5) go the dense route
+   (``method="auto"``). The escape mode lies in a representation v has no part in, so μ is
+   the fixed-v rate at v = v̄*; what the trained v changes is the plateau it escapes from and
+   the symmetric trajectory that leads there.
 
 Findings documented in docs/analysis.md: the fixed point is exactly stationary for any L (and
 its height ε_g* does not depend on L with the "mean" spectrum normalisation); what changes with
@@ -70,157 +78,14 @@ from scalex.analysis import estimators as est
 from scalex.analysis.escape_blocks import DENSE_BLOCK_MAX, SymmetricBlocks
 from scalex.analysis.escape_result import EscapeResult
 from scalex.analysis.escape_routes import DenseRoute, StructuredRoute
+from scalex.analysis.escape_system import SymmetricSystem
 from scalex.analysis.plateaus import PlateauCriterion
 from scalex.common.keywords import takes
-from scalex.engines.ode_system import derivatives
-from scalex.model.integrals import generalization_error
 from scalex.model.setup import Setup
 
 __all__ = ["EscapeResult", "SymmetricSystem", "escape", "escape_rate", "symmetric_fixed_point"]
 
 Array = NDArray[np.float64]
-
-
-# --------------------------------------------------------------------------- the packed system
-class SymmetricSystem:
-    """The per-group ODE of a Setup on flat vectors, with its S_K × S_M symmetry structure.
-
-    State x: per group τ the upper triangle of q^τ then r^τ (row-major), groups in order:
-    p = K(K+1)/2 + KM numbers per group, n = L p in all. The teacher is isotropic,
-    t^τ = f_τ I (docs/theory.md eq. (2.4) at N → ∞). Frozen groups have zero right-hand side.
-
-    The symmetric subspace V0 is spanned, group by group, by the normalised indicators of the
-    orbits (diagonal of q, off-diagonal of q, r); V1, the symmetry-breaking subspace, is its
-    orthogonal complement. Both are products I_L ⊗ (per-group basis), so coordinates cost O(n).
-    """
-
-    def __init__(self, setup: Setup) -> None:
-        if setup.train_v:
-            raise ValueError("train_v: the escape theory linearises the ODE of q, r at a fixed "
-                             "second layer; its symmetric fixed point and escape rate do not "
-                             "include a trained v (docs/theory.md §3.10, §5)")
-        v, w = setup.second_layer
-        if not (np.allclose(v, v[0]) and np.allclose(w, w[0])):
-            raise ValueError("setup: the escape theory needs equal second-layer weights v and "
-                             "equal w (soft committee machine), so that the symmetric subspace "
-                             "is invariant")
-        if setup.activation != "erf":
-            raise ValueError(f"activation: the symmetric plateau needs 'erf', got "
-                             f"{setup.activation!r}")
-        self.setup = setup
-        sp = setup.spectrum
-        self.K, self.M, self.L = setup.K, setup.M, sp.L
-        self.lam, self.frac = sp.eigenvalues, sp.fractions
-        self.v, self.w = v, w
-        self.trained = setup.trained_groups
-        self.t = self.frac[:, None, None] * np.eye(self.M)[None]
-        self.iu = np.triu_indices(self.K)
-        self.nq = len(self.iu[0])
-        self.p = self.nq + self.K * self.M
-        self.n = self.L * self.p
-        # Per-group orbits of S_K × S_M: diagonal of q, off-diagonal of q, entries of r.
-        kind = np.concatenate([np.where(self.iu[0] == self.iu[1], 0, 1),
-                               np.full(self.K * self.M, 2)])
-        ind = np.stack([kind == k for k in range(3) if np.any(kind == k)], axis=1).astype(float)
-        #: (p, p0) orthonormal orbit indicators: V0 restricted to one group
-        self.h0 = ind / np.sqrt(ind.sum(0))
-        self._h1: Array | None = None
-
-    @property
-    def h1(self) -> Array:
-        """(p, p − p0) orthonormal basis of the complement of V0 within one group (built on
-        first use: a QR of a p × p matrix, seconds at K = 40)."""
-        if self._h1 is None:
-            full, _ = np.linalg.qr(np.concatenate([self.h0, np.eye(self.p)], axis=1))
-            self._h1 = full[:, self.h0.shape[1]:self.p]
-        return self._h1
-
-    # ---------------------------------------------------------------- subspaces
-    # V0 = I_L ⊗ h0 and V1 = I_L ⊗ h1: the symmetry acts within each group.
-    def coords(self, x: Array, part: int) -> Array:
-        """Coordinates of flat state(s) (..., n) in the basis of V0 (part=0) or V1 (part=1)."""
-        h = self.h0 if part == 0 else self.h1
-        x = np.asarray(x, dtype=float)
-        return (x.reshape(*x.shape[:-1], self.L, self.p) @ h).reshape(*x.shape[:-1], -1)
-
-    def vector(self, z: Array, part: int) -> Array:
-        """Flat state(s) from coordinates in V0 (part=0) or V1 (part=1)."""
-        h = self.h0 if part == 0 else self.h1
-        z = np.asarray(z, dtype=float)
-        return (z.reshape(*z.shape[:-1], self.L, h.shape[1]) @ h.T).reshape(*z.shape[:-1], -1)
-
-    def dim(self, part: int) -> int:
-        """Dimension of V0 (part=0) or V1 (part=1)."""
-        return self.L * (self.h0 if part == 0 else self.h1).shape[1]
-
-    # ---------------------------------------------------------------- packing
-    def pack(self, q: Array, r: Array) -> Array:
-        """(L, K, K), (L, K, M) → flat state (length n)."""
-        q = np.asarray(q, dtype=float)
-        r = np.asarray(r, dtype=float)
-        return np.concatenate([q[:, self.iu[0], self.iu[1]], r.reshape(self.L, -1)],
-                              axis=1).ravel()
-
-    def unpack(self, x: Array) -> tuple[Array, Array]:
-        """Flat state(s) (..., n) → q (..., L, K, K), r (..., L, K, M)."""
-        x = np.asarray(x, dtype=float)
-        lead = x.shape[:-1]
-        x = x.reshape(*lead, self.L, self.p)
-        q = np.zeros((*lead, self.L, self.K, self.K))
-        q[..., self.iu[0], self.iu[1]] = x[..., :self.nq]
-        q[..., self.iu[1], self.iu[0]] = x[..., :self.nq]
-        r = x[..., self.nq:].reshape(*lead, self.L, self.K, self.M)
-        return q, r
-
-    def symmetrize(self, x: Array) -> Array:
-        """Orthogonal projection on V0 (average over the S_K × S_M orbits)."""
-        return self.vector(self.coords(x, 0), 0)
-
-    # ---------------------------------------------------------------- dynamics
-    def rhs(self, x: Array) -> Array:
-        """dx/dα of docs/theory.md §3.2 with the isotropic teacher, by `derivatives`."""
-        q, r = self.unpack(x)
-        s = self.setup
-        dq, dr = derivatives(q, r, self.t, self.lam, self.frac, self.v, self.w, s.eta,
-                             s.activation, s.noise, self.trained)
-        return self.pack(dq, dr)
-
-    def jvp(self, x: Array, d: Array, step: float = 1e-6) -> Array:
-        """Directional derivative J(x) d by central differences along d/|d|."""
-        nd = float(np.linalg.norm(d))
-        if nd == 0:
-            return np.zeros_like(d)
-        u = d / nd
-        return (self.rhs(x + step * u) - self.rhs(x - step * u)) * (nd / (2 * step))
-
-    def jacobian(self, x: Array, part: int, step: float = 1e-7) -> Array:
-        """J(x) restricted to V0 (part=0) or V1 (part=1), in that basis (central differences).
-
-        The restriction is exact at symmetric x: J commutes with S_K × S_M there, so V0 and
-        V1 are invariant. One column per basis vector, each two right-hand sides.
-        """
-        m = self.dim(part)
-        cols = np.empty((m, m))
-        for j in range(m):
-            e = np.zeros(m)
-            e[j] = 1.0
-            cols[:, j] = self.coords(self.jvp(x, self.vector(e, part), step), part)
-        return cols
-
-    def eg(self, x: Array) -> Array:
-        """ε_g of flat state(s) (..., n) with the isotropic teacher (docs/theory.md eq. (3.11))."""
-        q, r = self.unpack(x)
-        Q = np.einsum("g,...gij->...ij", self.lam, q)
-        R = np.einsum("g,...gin->...in", self.lam, r)
-        T = np.einsum("g,gnm->nm", self.lam, self.t)
-        return generalization_error(Q, R, T, self.v, self.w, self.setup.activation)
-
-    def symmetric_state(self, a: Array, b: Array, c: Array) -> Array:
-        """Flat state with q^τ_ii = a_τ, q^τ_ij = b_τ (i ≠ j), r^τ_in = c_τ."""
-        eye = np.eye(self.K)
-        q = b[:, None, None] + (a - b)[:, None, None] * eye
-        r = np.broadcast_to(c[:, None, None], (self.L, self.K, self.M))
-        return self.pack(q, r)
 
 
 # --------------------------------------------------------------------------- fixed point
@@ -238,6 +103,8 @@ def symmetric_fixed_point(setup: Setup, *, system: SymmetricSystem | None = None
     tr = sys_.trained
     if not tr.any():
         raise ValueError("trainable: no eigenvalue group is trained")
+    if sys_.nv:
+        return _fixed_point_trained_v(setup, sys_)
     s2 = setup.sigma_J**2
 
     def state(y: Array) -> Array:
@@ -281,21 +148,77 @@ def symmetric_fixed_point(setup: Setup, *, system: SymmetricSystem | None = None
     return x, float(np.max(np.abs(sys_.rhs(x))))
 
 
+def _fixed_point_trained_v(setup: Setup, sys_: SymmetricSystem) -> tuple[Array, float]:
+    """(E1) with a trained second layer (docs/theory.md §5.6): the root of the four equations
+    G(â, b̂, ĉ; v̄) = 0 and dv̄/dα = 0, v_i = v̄ for all i.
+
+    The trained groups are again x^τ = f_τ (â, b̂, ĉ): at such states C and hence dv/dα do not
+    depend on how the λ_τ f_τ are spread over the groups, and group τ moves as λ_τ f_τ G. So
+    y = (â, b̂, ĉ, v̄) follows the isotropic (L = 1) flow with eigenvalue Λ = Σ_τ λ_τ f_τ
+    (trained τ), dŷ/dα = (Λ G(y), dv̄/dα); it is integrated from (σ_J², 0, 0, v(0)) and the end
+    polished by a root finder. G is read off group τ0's right-hand side (the first trained
+    group), divided by λ_τ0 f_τ0.
+    """
+    f, tr, lam = sys_.frac, sys_.trained, sys_.lam
+    s2 = setup.sigma_J**2
+    K, L, p = sys_.K, sys_.L, sys_.p
+    g0 = int(np.flatnonzero(tr)[0])
+    weight = float(np.sum(lam * f * tr))
+    # orbit means of one group's packed entries: coordinates in h0 divided by √(orbit size)
+    sizes = np.sqrt((sys_.h0 > 0).sum(axis=0))
+    kept = [0, 1, 2] if K > 1 else [0, 2]
+
+    def state(y: Array) -> Array:
+        a = np.where(tr, f * y[0], f * s2)
+        b = np.where(tr, f * y[1], 0.0)
+        c = np.where(tr, f * y[2], 0.0)
+        return sys_.symmetric_state(a, b, c, y[3])
+
+    def flow(y: Array) -> Array:
+        dx = sys_.rhs(state(y))
+        group = dx[g0 * p:(g0 + 1) * p] @ sys_.h0 / sizes / (lam[g0] * f[g0])
+        out = np.zeros(4)
+        out[kept] = weight * group
+        out[3] = dx[L * p:].mean()
+        return out
+
+    y0 = np.array([s2, 0.0, 0.0, float(sys_.v.mean())])
+    horizon = 400.0 / min(setup.eta, sys_.eta_v)
+    sol = solve_ivp(lambda _a, y: flow(y), (0.0, horizon), y0, method="LSODA", rtol=1e-10,
+                    atol=1e-13)
+    y = sol.y[:, -1]
+    idx = [*kept, 3]
+    polished = root(lambda z: flow(np.insert(z, 1, 0.0) if K == 1 else z)[idx], y[idx],
+                    tol=1e-14).x
+    candidate = np.insert(polished, 1, 0.0) if K == 1 else polished
+    if np.all(np.isfinite(candidate)) and np.max(np.abs(flow(candidate))) < np.max(
+            np.abs(flow(y))):
+        y = candidate
+    x = state(y)
+    return x, float(np.max(np.abs(sys_.rhs(x))))
+
+
 # --------------------------------------------------------------------------- main entry
-Method = Literal["structured", "dense"]
+Method = Literal["auto", "structured", "dense"]
 
 
 def _route(setup: Setup, sys_: SymmetricSystem, xstar: Array, method: str,
            dense_max: int) -> Any:
-    """The linearisation at x* by the chosen route (`StructuredRoute` or `DenseRoute`)."""
+    """The linearisation at x* by the chosen route (`StructuredRoute` or `DenseRoute`);
+    "auto" is the structured one, or the dense one with a trained second layer."""
+    if method == "auto":
+        method = "dense" if sys_.nv else "structured"
     if method == "structured":
+        if sys_.nv:
+            raise ValueError("method: 'structured' assumes a fixed second layer; with "
+                             "train_v=True use 'dense' or 'auto' (docs/theory.md §5.6)")
         return StructuredRoute(setup, xstar, dense_max)
     if method == "dense":
         return DenseRoute(sys_, xstar)
-    raise ValueError(f"method: must be 'structured' or 'dense', got {method!r}")
+    raise ValueError(f"method: must be 'auto', 'structured' or 'dense', got {method!r}")
 
 
-def escape_rate(setup: Setup, *, method: Method = "structured",
+def escape_rate(setup: Setup, *, method: Method = "auto",
                 dense_max: int = DENSE_BLOCK_MAX) -> float:
     """μ alone: the largest real part of the Jacobian's eigenvalues on V1 (E2)."""
     sys_ = SymmetricSystem(setup)
@@ -320,7 +243,13 @@ def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Datas
             raise ValueError(f"init: q, r must have shapes (L, K, K), (L, K, M) = "
                              f"{(sys_.L, sys_.K, sys_.K)}, {(sys_.L, sys_.K, sys_.M)}; "
                              f"got {q.shape}, {r.shape}")
-        return sys_.pack(q, r)[None], "init"
+        v = None
+        if sys_.nv and "v" in init.data_vars:
+            v = np.asarray(init["v"].isel(alpha=0).values if "alpha" in init["v"].dims
+                           else init["v"].values, dtype=float)
+            if v.shape != (sys_.K,):
+                raise ValueError(f"init: v must have shape (K,) = ({sys_.K},), got {v.shape}")
+        return sys_.pack(q, r, v)[None], "init"
     seeds = [seed] if seed is not None else list(range(n_draws))
     xs = []
     for sd in seeds:
@@ -352,16 +281,18 @@ def escape(
     n_draws: int = 4,
     alpha_max: float | None = None,
     points_per_decade: int = 200,
-    method: Method = "structured",
+    method: Method = "auto",
     dense_max: int = DENSE_BLOCK_MAX,
 ) -> EscapeResult:
     """Escape-time theory of the symmetric plateau, equations (E1)–(E5) of docs/analysis.md.
 
     Parameters
     ----------
-    setup : a soft committee machine (equal v, equal w; erf activation).
+    setup : a soft committee machine (equal v, equal w; erf activation), with a fixed or a
+        trained (``train_v``, docs/theory.md §5.6) student second layer.
     seed : the weight draw whose asymmetry sets the plateau length (`scalex.initial_overlaps`).
-    init : instead of ``seed``, a Dataset with the initial ``q``, ``r`` (first α is used).
+    init : instead of ``seed``, a Dataset with the initial ``q``, ``r`` (first α is used), and
+        with ``train_v`` optionally ``v`` (default the Setup's initial v).
     flatness, min_decades, window, contrast : the plateau criterion (A2) of
         `scalex.analysis.plateau`, applied to the predicted curve (the fields of
         `scalex.analysis.plateaus.PlateauCriterion`, defaults there).
@@ -371,8 +302,9 @@ def escape(
         seeds 0..n_draws−1 (a typical draw).
     alpha_max : end of the predicted curve (default: 3 (1/μ) ln(1/A_0), at least 100/η).
     points_per_decade : resolution of the predicted curve.
-    method : "structured" (default; docs/theory.md eq. (5.3), any L and K) or "dense" (the
-        Jacobian by central differences column by column, O((L p)³): small L only).
+    method : "structured" (docs/theory.md eq. (5.3), any L and K; fixed second layer only),
+        "dense" (the Jacobian by central differences column by column, O((L p + K)³): small
+        L only), or "auto" (default): structured, or dense with ``train_v``.
     dense_max : structured route: irreducible blocks with at most this many rows get their
         full spectrum (dense eig); larger ones only their rightmost real eigenvalue.
 
@@ -391,8 +323,8 @@ def escape(
         raise ValueError(f"n_draws: must be an integer >= 1, got {n_draws!r}")
     if int(points_per_decade) != points_per_decade or points_per_decade < 20:
         raise ValueError(f"points_per_decade: must be an integer >= 20, got {points_per_decade!r}")
-    if method not in ("structured", "dense"):
-        raise ValueError(f"method: must be 'structured' or 'dense', got {method!r}")
+    if method not in ("auto", "structured", "dense"):
+        raise ValueError(f"method: must be 'auto', 'structured' or 'dense', got {method!r}")
     sys_ = SymmetricSystem(setup)
     thresholds = dict(criterion.keywords(), baseline=baseline)
 
@@ -405,8 +337,9 @@ def escape(
     common: dict[str, Any] = dict(
         setup=setup, plateau_height=eg_star, fixed_point_residual=residual,
         thresholds=thresholds, fixed_point=(q_star, r_star, sys_.t.copy()),
+        second_layer=np.array(sys_.second_layer(xstar)),
         antisymmetric_eigenvalues=route.ev1, symmetric_eigenvalues=route.ev0,
-        antisymmetric_multiplicities=route.mult1, method=method,
+        antisymmetric_multiplicities=route.mult1, method=route.name,
     )
     X0, source = _draws(setup, sys_, seed, init, n_draws)
     mu = route.mu
@@ -423,7 +356,7 @@ def escape(
     naive = float(np.log(1.0 / A0) / mu) if A0 > 0 else np.inf
 
     # (E3) symmetric trajectory in the reduced coordinates of V0, from the symmetrised draw
-    y0 = sys_.coords(xs0.mean(axis=0), 0).reshape(sys_.L, -1)
+    y0 = sys_.grouped(sys_.coords(xs0.mean(axis=0), 0))
     hi = alpha_max or max(3.0 * naive, 100.0 / setup.eta)
     lo = 1e-3 / (setup.eta * sys_.lam[0])
     alpha = np.geomspace(lo, hi, int(np.ceil(np.log10(hi / lo) * points_per_decade)) + 1)
@@ -452,7 +385,7 @@ def escape(
         e = u / amp
         d2eg = (sys_.eg(xstar + h * e) + sys_.eg(xstar - h * e) - 2 * eg_star) / h**2
         bee = (sys_.rhs(xstar + h * e) + sys_.rhs(xstar - h * e) - 2 * F0) / h**2
-        response = route.slaved(0.5 * sys_.coords(bee, 0).reshape(sys_.L, -1), 2 * mu)
+        response = route.slaved(0.5 * sys_.grouped(sys_.coords(bee, 0)), 2 * mu)
         slaved = sys_.vector(response.ravel(), 0)
         norm = float(np.linalg.norm(slaved)) or 1.0  # a bounded step along w (large L: |w| ≫ 1)
         grad = (sys_.eg(xstar + h * slaved / norm) - sys_.eg(xstar - h * slaved / norm)

@@ -31,6 +31,8 @@ class EscapeResult:
     initial_asymmetry, plateau_asymmetry : A_0 at α = 0 and A_s at the plateau start.
     kappa : κ of ε_g − ε_g* ≈ κ A² along the unstable direction (E5).
     fixed_point : (q*, r*, t) per group; ``fixed_point_residual`` max |dx/dα| there.
+    second_layer : the student's v at the fixed point: the fixed v, or with ``train_v`` the
+        trained v̄* (all entries equal; docs/theory.md §5.6).
     antisymmetric_eigenvalues, symmetric_eigenvalues : spectra of the V1 and V0 blocks, each
         eigenvalue of an irreducible block listed once, sorted by decreasing real part, with
         ``antisymmetric_multiplicities`` the dimension of its representation (1 throughout for
@@ -62,6 +64,7 @@ class EscapeResult:
     alpha: Array = field(compare=False)
     eg_symmetric: Array = field(compare=False)
     eg_predicted: Array = field(compare=False)
+    second_layer: Array = field(default_factory=lambda: np.zeros(0), compare=False)
     antisymmetric_multiplicities: NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(0, np.int64), compare=False)
     method: str = "structured"
@@ -73,9 +76,11 @@ class EscapeResult:
 
     def __repr__(self) -> str:
         s = self.setup
+        trained = (f", v̄*={self.second_layer.mean():.4g}" if s.train_v and self.second_layer.size
+                   else "")
         return (
             f"EscapeResult(K={s.K}, M={s.M}, L={s.L}, beta={s.beta:g}, eta={s.eta:g}: "
-            f"ε_g*={self.plateau_height:.4g}, μ={self.escape_rate:.4g} "
+            f"ε_g*={self.plateau_height:.4g}{trained}, μ={self.escape_rate:.4g} "
             f"(×{self.escape_multiplicity}), plateau {self.plateau_start:.4g}–"
             f"{self.plateau_end:.4g} (length {self.plateau_length:.4g}, "
             f"{'found' if self.has_plateau else 'none'}), naive (1/μ)ln(1/A0)="
@@ -116,6 +121,10 @@ class EscapeResult:
                          {"long_name": "r^τ at the symmetric fixed point", "units": "1"})
         ds["t_fixed"] = (("group", "teacher_n", "teacher_m"), t,
                          {"long_name": "isotropic teacher t^τ = f_τ I", "units": "1"})
+        if self.second_layer.size:
+            ds["v_fixed"] = (("student_i",), self.second_layer,
+                             {"long_name": "student second layer v at the fixed point",
+                              "units": "1"})
         for name, vals in (("antisymmetric_eigenvalues", self.antisymmetric_eigenvalues),
                            ("symmetric_eigenvalues", self.symmetric_eigenvalues)):
             dim = name.replace("_eigenvalues", "_mode")

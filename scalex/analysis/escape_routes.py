@@ -46,6 +46,8 @@ UNRESOLVED_DENSE_MAX = 4096
 class DenseRoute:
     """Dense linearisation at the fixed point ``xstar`` of ``system`` (module docstring)."""
 
+    name = "dense"
+
     def __init__(self, system: SymmetricSystem, xstar: Array) -> None:
         self.system = sys_ = system
         J1 = sys_.jacobian(xstar, 1)
@@ -116,6 +118,8 @@ class StructuredRoute:
     secular equation above the poles. A block without such a root whose poles reach the μ found
     elsewhere is diagonalised densely (up to `UNRESOLVED_DENSE_MAX` rows; beyond, an error).
     """
+
+    name = "structured"
 
     def __init__(self, setup: Setup, xstar: Array, dense_max: int = DENSE_BLOCK_MAX) -> None:
         b = self.blocks = SymmetricBlocks(setup)

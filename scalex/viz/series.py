@@ -177,8 +177,22 @@ def overlay_frames(da: xr.DataArray, over: str | None, sliders: Sequence[str], d
         if extra is not None:
             elements += extra(selection)
         frame_title = head + (f" — {key_label(sliders, key, attrs)}" if sliders else "")
-        frames[key] = styled(hv.Overlay(elements), **options(frame_title))
+        frames[key] = styled(hv.Overlay(elements),
+                             **_with_axis_labels(options(frame_title), elements))
     return holomap(frames, sliders, da)
+
+
+def _with_axis_labels(options: Mapping[str, Any], elements: Sequence[Any]
+                      ) -> dict[str, dict[str, Any]]:
+    """``options`` with the axis labels of the first element made explicit: holoviews takes
+    them from the first element it draws, and leaves both axes unlabelled when that one has
+    no data (a member without a plateau, say)."""
+    first = next((e for e in elements if getattr(e, "kdims", None) and getattr(e, "vdims", None)),
+                 None)
+    if first is None:
+        return {backend: dict(opts) for backend, opts in options.items()}
+    labels = {"xlabel": first.kdims[0].pprint_label, "ylabel": first.vdims[0].pprint_label}
+    return {backend: {**labels, **opts} for backend, opts in options.items()}
 
 
 # ----------------------------------------------------------------------------- learning curves
