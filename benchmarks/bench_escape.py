@@ -11,8 +11,13 @@ A. Fig. 1 settings (K = M = 2, η = 0.1, β = 1, σ_J = 0.01, N = max(1024, L), 
 B. Fig. 6 size (K = M = 40, η = 0.01, β = 1, σ_J = 1e-6, N = L = 512), structured route only
    (the dense route would diagonalise a 1.2·10⁶-dimensional J|V1), split into the draw
    (`scalex.initial_overlaps`) and the rest. Skipped with ``--skip-large``.
+C. A trained second layer (case A with ``train_v=True``, docs/theory.md §5.6; the dense route),
+   L ∈ {1, 4, 16, 32} (``--trained-L``), against the baseline of measuring the plateau
+   instead: `solve_ode` with train_v on α ∈ [1e-2, 1e4] (600 points, rtol 1e-8) and
+   `scalex.analysis.plateau`, timed in the same run. Also the predicted/measured lengths.
 
-Usage: ``python benchmarks/bench_escape.py [--repeat 1] [--dense-timeout 120] [--skip-large]``.
+Usage: ``python benchmarks/bench_escape.py [--repeat 1] [--dense-timeout 120] [--skip-large]
+[--trained-L 1 4 16 32]``.
 Timings are the best of ``--repeat`` runs (the machine may be shared).
 """
 
@@ -28,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from scalex.analysis.escape import escape
+from scalex.analysis.measures import plateau
+from scalex.engines.ode import solve_ode
 from scalex.model.setup import Setup
 from scalex.schema import initial_overlaps
 from scalex.viz.scripts import best_of, script_parser
@@ -79,6 +86,7 @@ def main() -> None:
     parser.add_argument("--L", type=int, nargs="+", default=[16, 32, 256, 1024])
     parser.add_argument("--dense-timeout", type=float, default=120.0)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--trained-L", type=int, nargs="*", default=[1, 4, 16, 32])
     args = parser.parse_args()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{datetime.date.today().isoformat()}")
@@ -108,6 +116,8 @@ def main() -> None:
         print(f"| {L} | {new_s:.2f} | {cells[0]} | {cells[1]} | {new['mu']:.4g} | "
               f"{fmt(new['length'])} | {cells[2]} | {cells[3]} |", flush=True)
 
+    if args.trained_L:
+        trained(args.trained_L, args.repeat)
     if args.skip_large:
         return
     print("\nB. K = M = 40, L = N = 512, η = 0.01, σ_J = 1e-6, seed 0 (structured)\n")
@@ -119,6 +129,24 @@ def main() -> None:
           f"{res.plateau_height:.4g}, predicted plateau {fmt(res.plateau_start)}–"
           f"{fmt(res.plateau_end)} (length {fmt(res.plateau_length)}), "
           f"A_0 = {res.initial_asymmetry:.3g}, A_s = {res.plateau_asymmetry:.3g}")
+
+
+def trained(Ls: list[int], repeat: int) -> None:
+    """Case C: the escape theory with a trained second layer against measuring the plateau."""
+    print("\nC. Trained second layer (train_v, η_v = η), K = M = 2, Fig. 1 settings, seed 0 "
+          "(seconds)\n")
+    print("| L | escape (dense) | ODE + plateau | ODE / escape | predicted length | "
+          "measured length |")
+    print("|---|---|---|---|---|---|")
+    alpha = np.geomspace(1e-2, 1e4, 600)
+    for L in sorted(Ls):
+        setup = Setup(K=2, M=2, N=1024, L=L, beta=1.0, eta=0.1, sigma_J=0.01, train_v=True)
+        esc_s, res = best_of(lambda s=setup: escape(s, seed=0), repeat)
+        ode_s, measured = best_of(lambda s=setup: plateau(
+            solve_ode(s, alpha, seed=0, rtol=1e-8, atol=1e-11, progress=False)), repeat)
+        print(f"| {L} | {esc_s:.2f} | {ode_s:.2f} | {ode_s / esc_s:.2f}× | "
+              f"{fmt(res.plateau_length)} | {fmt(float(measured.plateau_length))} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ docs/theory.md):
    flat (the plateau start). The draw's asymmetry δx(0) is carried to α_s by the linearised
    (variational) equation along that trajectory and projected on the unstable eigenspace:
    amplitude A_s (structured: both by BDF with structured Jacobians, the variational equation
-   through its adjoint, for the representation of the unstable mode only; dense: LSODA and
-   explicit RK45). Beyond α_s,
+   through its adjoint, for the representation of the unstable mode only; dense: LSODA, and
+   explicit RK45 in V1 coordinates). Beyond α_s,
 
        ε_pred(α) = ε_sym(α) + κ A_s² e^{2μ(α − α_s)},
 
