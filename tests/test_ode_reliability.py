@@ -12,7 +12,7 @@ from scalex.engines import ode as ode_module
 from scalex.engines.linear import linear_theory
 from scalex.engines.ode import solve_ode
 from scalex.model.setup import Setup
-from scalex.schema import DivergenceWarning, validate
+from scalex.schema import DivergenceWarning, StabilityWarning, validate
 
 
 # --------------------------------------------------------------------------- divergence
@@ -26,7 +26,8 @@ def test_divergence_before_the_first_requested_alpha(method):
         warnings.simplefilter("error", DivergenceWarning)
         with pytest.raises(DivergenceWarning, match="exceeded"):
             solve_ode(setup, np.geomspace(1, 100, 5), method=method, progress=False)
-    with pytest.warns(DivergenceWarning, match="exceeded"):
+    with pytest.warns(DivergenceWarning, match="exceeded"), \
+            pytest.warns(StabilityWarning, match="eta=50 is 25 x the linear stability bound"):
         ds = solve_ode(setup, np.geomspace(1, 100, 5), method=method, progress=False)
     validate(ds)
     assert ds.status.item() == "diverged"

@@ -30,7 +30,7 @@ from scalex.model.integrals import (
 )
 from scalex.model.setup import Setup
 from scalex.model.weights import rng_streams, sample_weights
-from scalex.schema import DivergenceWarning, initial_overlaps, validate
+from scalex.schema import DivergenceWarning, StabilityWarning, initial_overlaps, validate
 
 
 # --------------------------------------------------------------------------- reference
@@ -345,7 +345,8 @@ def test_erf_sits_on_symmetric_plateau():
 def test_divergence_is_recorded_not_raised():
     s = Setup(K=1, M=1, N=64, L=2, activation="linear", sigma_J=0.1)
     s = s.replace(eta=5 * s.eta_max_linear)
-    with pytest.warns(DivergenceWarning, match="diverged"):
+    with pytest.warns(DivergenceWarning, match="diverged"), \
+            pytest.warns(StabilityWarning, match="5 x the linear stability bound"):
         ds = simulate(s, [0, 0.5, 5, 50, 100], seeds=[0, 1], scheduler="threads")
     assert list(ds.status.values) == ["diverged", "diverged"]
     assert np.all(np.isfinite(ds.eg.isel(alpha=0)))
