@@ -256,3 +256,39 @@ def test_large_L_runs_and_mu_is_the_growth_rate_in_the_ode(L):
     rate = np.polyfit(alpha[late], np.log(asym[late]), 1)[0]
     assert rate == pytest.approx(mu, rel=2e-3)
     assert asym[-1] < 1e-3  # still linear
+
+
+# --------------------------------------------------------------------------- bounded cost
+def test_a_crawling_trajectory_stops_with_an_error_that_says_where():
+    """K = M = 40, L = 1, σ_J = 1e-6 (μ ≈ 1e-6): the symmetric trajectory is cheap to α = 1e7,
+    then BDF's step falls from ~1e6 to ~2e3 near α ≈ 1.1e7, on the way to 3 (1/μ) ln(1/A_0)
+    ≈ 4e7. It used to crawl for hours; past the budget it stops (here after ~2 s) and the
+    error names the parameter and the α reached."""
+    setup = scalex.Setup(K=40, M=40, N=512, L=1, beta=1.0, eta=0.01, sigma_J=1e-6)
+    message = (r"^max_rhs: the symmetric trajectory \(E3\) needed more than 2000 right-hand "
+               r"sides by α = \d\.\d+e\+0[67]")
+    with pytest.raises(RuntimeError, match=message):
+        escape(setup, seed=0, max_rhs=2000)
+
+
+def test_budget_covers_every_structured_integration_and_is_checked():
+    setup = fig1(2)
+    with pytest.raises(RuntimeError, match=r"^max_rhs: the symmetric trajectory \(E3\) needed "
+                                           r"more than 20 right-hand sides by α = "):
+        escape(setup, seed=0, max_rhs=20)
+    assert escape(setup, seed=0, max_rhs=None).plateau_length == escape(
+        setup, seed=0).plateau_length  # a typical run stays far below the default
+    for bad in (0, 2.5, -1):
+        with pytest.raises(ValueError, match=r"^max_rhs: must be an integer >= 1 or None"):
+            escape(setup, seed=0, max_rhs=bad)
+
+
+def test_a_predicted_curve_that_ends_flat_has_no_plateau():
+    """As `scalex.analysis.plateau` asks, the plateau must be left again: with alpha_max
+    inside the plateau its end is unknown."""
+    setup = fig1(1)
+    full = escape(setup, seed=0)
+    assert full.has_plateau and full.plateau_end > 1000
+    cut = escape(setup, seed=0, alpha_max=1000)
+    assert not cut.has_plateau and np.isnan(cut.plateau_length)
+    assert np.isfinite(cut.eg_predicted[-1])  # the curve itself is there, and flat

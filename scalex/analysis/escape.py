@@ -75,7 +75,12 @@ from scipy.integrate import solve_ivp
 from scipy.optimize import root
 
 from scalex.analysis import estimators as est
-from scalex.analysis.escape_blocks import DENSE_BLOCK_MAX, SymmetricBlocks
+from scalex.analysis.escape_blocks import (
+    DENSE_BLOCK_MAX,
+    MAX_RHS,
+    IntegrationBudgetError,
+    SymmetricBlocks,
+)
 from scalex.analysis.escape_result import EscapeResult
 from scalex.analysis.escape_routes import DenseRoute, StructuredRoute
 from scalex.analysis.escape_system import SymmetricSystem
@@ -203,7 +208,7 @@ Method = Literal["auto", "structured", "dense"]
 
 
 def _route(setup: Setup, sys_: SymmetricSystem, xstar: Array, method: str,
-           dense_max: int) -> Any:
+           dense_max: int, max_rhs: int | None = MAX_RHS) -> Any:
     """The linearisation at x* by the chosen route (`StructuredRoute` or `DenseRoute`);
     "auto" is the structured one, or the dense one with a trained second layer."""
     if method == "auto":
@@ -212,7 +217,7 @@ def _route(setup: Setup, sys_: SymmetricSystem, xstar: Array, method: str,
         if sys_.nv:
             raise ValueError("method: 'structured' assumes a fixed second layer; with "
                              "train_v=True use 'dense' or 'auto' (docs/theory.md §5.6)")
-        return StructuredRoute(setup, xstar, dense_max)
+        return StructuredRoute(setup, xstar, dense_max, max_rhs)
     if method == "dense":
         return DenseRoute(sys_, xstar)
     raise ValueError(f"method: must be 'auto', 'structured' or 'dense', got {method!r}")
@@ -283,6 +288,7 @@ def escape(
     points_per_decade: int = 200,
     method: Method = "auto",
     dense_max: int = DENSE_BLOCK_MAX,
+    max_rhs: int | None = MAX_RHS,
 ) -> EscapeResult:
     """Escape-time theory of the symmetric plateau, equations (E1)–(E5) of docs/analysis.md.
 
@@ -307,6 +313,10 @@ def escape(
         L only), or "auto" (default): structured, or dense with ``train_v``.
     dense_max : structured route: irreducible blocks with at most this many rows get their
         full spectrum (dense eig); larger ones only their rightmost real eigenvalue.
+    max_rhs : structured route: the budget of right-hand sides of each integration (the
+        symmetric trajectory, the adjoint); typical runs take 100–1500. Past it a
+        RuntimeError says where the integration stood, instead of a run that crawls for
+        hours near the edge of the theory. None: no budget.
 
     Returns
     -------
@@ -325,13 +335,15 @@ def escape(
         raise ValueError(f"points_per_decade: must be an integer >= 20, got {points_per_decade!r}")
     if method not in ("auto", "structured", "dense"):
         raise ValueError(f"method: must be 'auto', 'structured' or 'dense', got {method!r}")
+    if max_rhs is not None and (int(max_rhs) != max_rhs or max_rhs < 1):
+        raise ValueError(f"max_rhs: must be an integer >= 1 or None, got {max_rhs!r}")
     sys_ = SymmetricSystem(setup)
     thresholds = dict(criterion.keywords(), baseline=baseline)
 
     # (E1) fixed point, (E2) spectra
     xstar, residual = symmetric_fixed_point(setup, system=sys_)
     eg_star = float(sys_.eg(xstar))
-    route = _route(setup, sys_, xstar, method, dense_max)
+    route = _route(setup, sys_, xstar, method, dense_max, max_rhs)
     q_star, r_star = sys_.unpack(xstar)
     nan = float("nan")
     common: dict[str, Any] = dict(
@@ -360,7 +372,14 @@ def escape(
     hi = alpha_max or max(3.0 * naive, 100.0 / setup.eta)
     lo = 1e-3 / (setup.eta * sys_.lam[0])
     alpha = np.geomspace(lo, hi, int(np.ceil(np.log10(hi / lo) * points_per_decade)) + 1)
-    eg_sym, traj = route.symmetric_trajectory(y0, hi, alpha)
+    try:
+        eg_sym, traj = route.symmetric_trajectory(y0, hi, alpha)
+    except IntegrationBudgetError as err:
+        raise RuntimeError(
+            f"max_rhs: the symmetric trajectory (E3) needed {err} on its way to α = {hi:.4g}, "
+            f"3 (1/μ) ln(1/A_0) with μ = {mu:.3g}: the plateau is about as long as the theory "
+            f"can follow here. Raise max_rhs (or None) to wait for it, or end the curve "
+            f"earlier with alpha_max") from err
     i_s = _first_flat(alpha, eg_sym - baseline, criterion)
     no_plateau = dict(escape_rate=mu, escape_multiplicity=route.multiplicity,
                       naive_length=naive, initial_asymmetry=A0, asymmetry_source=source,
@@ -372,7 +391,11 @@ def escape(
     a_s = float(alpha[i_s])
 
     # (E4) carry the draws' asymmetry to α_s by the variational equation, unstable part there
-    unstable = route.carry_unstable(dX0, traj, y0, a_s)
+    try:
+        unstable = route.carry_unstable(dX0, traj, y0, a_s)
+    except IntegrationBudgetError as err:
+        raise RuntimeError(f"max_rhs: the variational equation (E4) needed {err} on its way "
+                           f"back from α_s = {a_s:.4g}; raise max_rhs (or None)") from err
 
     # (E5) second-order response of ε_g along each draw's unstable direction
     h = 1e-4
@@ -410,6 +433,11 @@ def escape(
     else:
         i0, i1 = max(run, key=lambda ab: np.log(alpha[ab[1]] / alpha[ab[0]]))
         start, end = float(alpha[i0]), float(alpha[i1])
+        # left again, as `scalex.analysis.plateau` asks: the curve goes on and is not flat,
+        # or leaves second order; a curve that ends flat (alpha_max too small) has no end
+        after = slice(i1 + 1, None)
+        if not (np.isfinite(slope[after]).any() or np.isnan(eg_pred[after]).any()):
+            start = end = nan
     length = end - start
     found = bool(np.isfinite(length) and np.log10(end / start) >= criterion.min_decades)
     if not found:  # as in `scalex.analysis.plateau`: no plateau, no numbers

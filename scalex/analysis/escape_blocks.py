@@ -61,7 +61,8 @@ from scalex.numerics.arrowhead import (
     bdf_internals_problem,
 )
 
-__all__ = ["DENSE_BLOCK_MAX", "BlockSpectrum", "SymmetricBlocks"]
+__all__ = ["DENSE_BLOCK_MAX", "MAX_RHS", "BlockSpectrum", "IntegrationBudgetError",
+           "SymmetricBlocks"]
 
 Array = NDArray[np.float64]
 
@@ -76,6 +77,18 @@ TRAJECTORY_RTOL = 1e-7
 CARRY_RTOL = 1e-6
 #: Central-difference step of the moments along a unit field direction.
 FD_STEP = 1e-6
+#: Default budget of right-hand sides per integration (trajectory, adjoint). Typical runs take
+#: 100–1500 (K = 2 … 40, L = 1 … 1024); a run near the edge of the theory may crawl for hours
+#: instead (K = M = 40, L = 1, σ_J = 1e-6: the steps fall from 1e6 to 2e3 near α ≈ 1e7).
+MAX_RHS = 20_000
+
+
+class IntegrationBudgetError(RuntimeError):
+    """An integration of the structured route needed more right-hand sides than its budget."""
+
+    def __init__(self, alpha: float, max_rhs: int) -> None:
+        super().__init__(f"more than {max_rhs} right-hand sides by α = {alpha:.4g}")
+        self.alpha, self.max_rhs = float(alpha), int(max_rhs)
 
 
 # --------------------------------------------------------------------------- structured BDF
@@ -124,10 +137,20 @@ class _LowRankLU:
 
 
 def _integrate(fun: Callable, jac: Callable, span: tuple[float, float], z0: Array,
-               **options: Any) -> Any:
+               max_rhs: int | None = None, **options: Any) -> Any:
     """solve_ivp with `ArrowheadBDF` (jac returns an `ArrowheadMatrix` or a `BlockLowRank`,
     both solved through their ``factorize``), or scipy's BDF with the same Jacobian in CSC form
-    when scipy's internals do not allow it."""
+    when scipy's internals do not allow it. Past ``max_rhs`` right-hand sides it raises
+    `IntegrationBudgetError`."""
+    if max_rhs is not None:
+        inner, calls = fun, [0]
+
+        def fun(a: float, z: Array) -> Array:
+            calls[0] += 1
+            if calls[0] > max_rhs:
+                raise IntegrationBudgetError(a, max_rhs)
+            return inner(a, z)
+
     problem = bdf_internals_problem()
     if problem is not None:
         warnings.warn(bdf_internals_message(problem), RuntimeWarning, stacklevel=3)
@@ -183,9 +206,11 @@ class BlockSpectrum:
 class SymmetricBlocks:
     """Structured Jacobian blocks of a soft committee machine's per-group ODE (module doc)."""
 
-    def __init__(self, setup: Setup) -> None:
+    def __init__(self, setup: Setup, max_rhs: int | None = MAX_RHS) -> None:
         v, w = setup.second_layer
         self.setup = setup
+        #: budget of right-hand sides per integration (`IntegrationBudgetError`); None: none
+        self.max_rhs = max_rhs
         sp = setup.spectrum
         self.K, self.M, self.L = setup.K, setup.M, sp.L
         self.lam, self.frac = sp.eigenvalues, sp.fractions
@@ -413,8 +438,8 @@ class SymmetricBlocks:
             return ArrowheadMatrix(A, beta, lam, D, np.einsum("g,gab->ab", lam, D))
 
         z0 = np.concatenate([y0[tr].ravel(), frozen + lam @ y0[tr]])
-        return _integrate(fun, jac, span, z0, t_eval=alpha, rtol=rtol, atol=atol,
-                          dense_output=True)
+        return _integrate(fun, jac, span, z0, max_rhs=self.max_rhs, t_eval=alpha, rtol=rtol,
+                          atol=atol, dense_output=True)
 
     def trajectory_states(self, traj: Any, alpha: float, y0: Array) -> Array:
         """V0 states (L, p0) of all groups on the trajectory at α (frozen groups from y0)."""
@@ -456,7 +481,8 @@ class SymmetricBlocks:
             A, Vb = operators(a)
             return BlockLowRank(-A.T, self.beta, -U, Vb, ncols)
 
-        sol = _integrate(fun, jac, (a_s, 0.0), rows.ravel(), rtol=rtol, atol=atol)
+        sol = _integrate(fun, jac, (a_s, 0.0), rows.ravel(), max_rhs=self.max_rhs, rtol=rtol,
+                         atol=atol)
         if sol.status != 0:
             raise RuntimeError(f"escape: the variational equation failed: {sol.message}")
         psi = sol.y[:, -1].reshape(L * m, ncols)

@@ -25,6 +25,7 @@ from scipy.integrate import solve_ivp
 from scalex.analysis.escape_blocks import (
     CARRY_RTOL,
     DENSE_BLOCK_MAX,
+    MAX_RHS,
     TRAJECTORY_RTOL,
     BlockSpectrum,
     SymmetricBlocks,
@@ -127,8 +128,9 @@ class StructuredRoute:
 
     name = "structured"
 
-    def __init__(self, setup: Setup, xstar: Array, dense_max: int = DENSE_BLOCK_MAX) -> None:
-        b = self.blocks = SymmetricBlocks(setup)
+    def __init__(self, setup: Setup, xstar: Array, dense_max: int = DENSE_BLOCK_MAX,
+                 max_rhs: int | None = MAX_RHS) -> None:
+        b = self.blocks = SymmetricBlocks(setup, max_rhs)
         self.L, self.p = b.L, b.h0.shape[1]
         self.ystar = b.triv.analysis(xstar.reshape(self.L, self.p))[..., 0]
         self.v0 = b.spectrum(b.triv, self.ystar, dense_max)
