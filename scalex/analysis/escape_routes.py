@@ -9,8 +9,9 @@ flat packed states (…, L p) laid out as by `scalex.analysis.escape.SymmetricSy
 * `DenseRoute` (``method="dense"``): the Jacobian restricted to V1 and V0 by central
   differences of the right-hand side (two per column, one column per basis vector of the
   subspace) and diagonalised densely; the symmetric trajectory by LSODA in V0 coordinates and
-  the asymmetry by BDF through the variational equation in V1 coordinates. Cost O((L p)³):
-  small L only, and the reference the structured route is tested against.
+  the asymmetry by explicit RK45 through the variational equation in V1 coordinates, along
+  the trajectory's dense output. Cost O((L p)³) and a step limited by ηλ_1: small L only,
+  the reference the structured route is tested against, and the route of a trained v.
 """
 
 from __future__ import annotations
