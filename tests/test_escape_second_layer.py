@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 import scalex
 from scalex import analysis
@@ -104,9 +105,11 @@ def test_linearisation_has_the_spectrum_of_the_ode_engine_jacobian(K, M, L):
                          for e in np.eye(z.size)])
     ours = np.concatenate([route.ev0, route.ev1])
     theirs = np.linalg.eigvals(J)
-    key = lambda ev: np.lexsort((np.round(ev.imag, 9), np.round(ev.real, 9)))  # noqa: E731
+    assert ours.size == theirs.size
+    # pair them by the closest match (no sort order to break ties differently on another BLAS)
+    rows, cols = linear_sum_assignment(np.abs(ours[:, None] - theirs[None, :]))
     scale = np.abs(theirs).max()
-    np.testing.assert_allclose(ours[key(ours)], theirs[key(theirs)], rtol=0, atol=1e-7 * scale)
+    np.testing.assert_allclose(ours[rows], theirs[cols], rtol=0, atol=1e-7 * scale)
     assert route.mu == pytest.approx(max(ev.real for ev in route.ev1))
 
 
@@ -143,14 +146,15 @@ PLATEAU_CASES = [
     f"{k}{v if not isinstance(v, list) else v[0]}" for k, v in c.items()))
 def test_predicted_plateau_matches_ode_with_trained_v(case):
     """Seed 0: the predicted plateau length is within 20 % of the measured one (measured
-    ratios 0.84–1.13, docs/theory.md §5.6) and its start within 5 %."""
+    ratios 0.84–1.13, docs/theory.md §5.6) and its start within 8 % (measured: ≤ 3.6 %; the
+    α grid has 2.3 % steps)."""
     setup = trained(**case)
     ds = scalex.solve_ode(setup, np.geomspace(1e-2, 1e4, 600), seed=0, rtol=1e-8, atol=1e-11)
     measured = analysis.plateau(ds)
     predicted = escape(setup, seed=0)
     assert bool(measured.has_plateau) and predicted.has_plateau
     assert predicted.plateau_length / float(measured.plateau_length) == pytest.approx(1, abs=0.2)
-    assert predicted.plateau_start == pytest.approx(float(measured.plateau_start), rel=0.05)
+    assert predicted.plateau_start == pytest.approx(float(measured.plateau_start), rel=0.08)
 
 
 def test_no_plateau_predicted_where_none_is_measured():
