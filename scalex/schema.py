@@ -214,7 +214,6 @@ def make_dataset(
                 raise ValueError("extra: a Setup with train_v=True needs the trained second "
                                  "layer 'v' (alpha, student_i) to compute eg")
             v = np.asarray(extra["v"][1], dtype=float)
-            w = np.broadcast_to(w, (*v.shape[:-1], w.size))
         eg = generalization_error(Q, R, T, v, w, setup.activation)
     coords = {
         "alpha": alpha,

@@ -200,9 +200,8 @@ class SymmetricSystem:
         """ε_g of flat state(s) (..., n) with the isotropic teacher (docs/theory.md eq. (3.11)),
         at each state's v."""
         q, r = self.unpack(x)
-        v = self.second_layer(x)
-        w = np.broadcast_to(self.w, (*v.shape[:-1], self.M))
-        return generalization_error(*self._weighted(q, r), v, w, self.setup.activation)
+        return generalization_error(*self._weighted(q, r), self.second_layer(x), self.w,
+                                    self.setup.activation)
 
     def symmetric_state(self, a: Array, b: Array, c: Array, v: float | None = None) -> Array:
         """Flat state with q^τ_ii = a_τ, q^τ_ij = b_τ (i ≠ j), r^τ_in = c_τ [and v_i = v]."""

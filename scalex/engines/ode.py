@@ -473,7 +473,7 @@ def _generalization_error(setup: Setup, system: AugmentedSystem, Q: Array, R: Ar
     T = np.einsum("g,gnm->nm", setup.spectrum.eigenvalues, t)
     v, w = setup.second_layer
     if v_out is not None:  # a trained second layer: ε_g at v(α) (docs/theory.md §3.10)
-        v, w = v_out, np.broadcast_to(w, (v_out.shape[0], w.size))
+        v = v_out
     with np.errstate(invalid="ignore"):
         eg = generalization_error(Q, R, T, v, w, setup.activation)
         negative = eg < 0

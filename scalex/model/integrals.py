@@ -192,8 +192,15 @@ def field_covariance(Q: ArrayLike, R: ArrayLike, T: ArrayLike) -> Array:
 
 
 def coefficients(v: ArrayLike, w: ArrayLike) -> Array:
-    """c = (−v, w): the coefficients of g(h) in Δ = ζ − σ."""
-    return np.concatenate([-np.asarray(v, dtype=float), np.asarray(w, dtype=float)], axis=-1)
+    """c = (−v, w): the coefficients of g(h) in Δ = ζ − σ. Leading axes broadcast, so a batch
+    of trained v (..., K) goes with the fixed w (M,)."""
+    v = np.asarray(v, dtype=float)
+    w = np.asarray(w, dtype=float)
+    if v.shape[:-1] != w.shape[:-1]:
+        lead = np.broadcast_shapes(v.shape[:-1], w.shape[:-1])
+        v = np.broadcast_to(v, lead + v.shape[-1:])
+        w = np.broadcast_to(w, lead + w.shape[-1:])
+    return np.concatenate([-v, w], axis=-1)
 
 
 def generalization_error(
