@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from scalex._version import __version__
 from scalex.common.atomic import atomic_path
@@ -54,6 +54,7 @@ __all__ = [
     "check_record",
     "chunk_sizes",
     "encodable",
+    "initial_second_layer",
     "make_dataset",
     "open_dataset",
     "second_layer_extra",
@@ -151,6 +152,19 @@ def second_layer_extra(v: ArrayLike) -> dict[str, tuple[tuple[str, ...], Any, di
     (``Setup.train_v``, docs/theory.md §3.10)."""
     return {"v": (("alpha", "student_i"), v,
                   {"long_name": "student second-layer weight v_i (trained)", "units": "1"})}
+
+
+def initial_second_layer(init: xr.Dataset, K: int) -> NDArray[np.float64]:
+    """The trained second layer v (K,) that ``init`` carries (its variable ``v``, at the first
+    alpha), for a start with ``Setup.train_v``; ValueError unless finite with dims
+    ('student_i',) of size K."""
+    v = init["v"]
+    if "alpha" in v.dims:
+        v = v.isel(alpha=0)
+    if v.dims != ("student_i",) or v.shape != (K,) or not np.all(np.isfinite(v.values)):
+        raise ValueError(f"init: variable 'v' must be finite with dims ('student_i',) of size "
+                         f"K={K} (after taking its first alpha), got {v.dims} {v.shape}")
+    return np.asarray(v.values, dtype=float)
 
 
 def weighted_overlaps(q: ArrayLike, r: ArrayLike, t: ArrayLike, eigenvalues: ArrayLike):

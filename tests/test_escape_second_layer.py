@@ -191,7 +191,8 @@ def test_init_with_v_sets_the_start():
     assert by_init.plateau_length == by_seed.plateau_length
     small = escape(setup, init=start.assign(v=(("student_i",), 0.5 * v0)))
     assert small.plateau_start > 1.2 * by_seed.plateau_start
-    with pytest.raises(ValueError, match=r"^init: v must have shape \(K,\) = \(2,\)"):
+    with pytest.raises(ValueError, match=r"^init: variable 'v' must be finite with dims "
+                                         r"\('student_i',\) of size K=2"):
         escape(setup, init=start.assign(v=(("teacher_x",), np.ones(3))))
 
 

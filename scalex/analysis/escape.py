@@ -234,7 +234,7 @@ def escape_rate(setup: Setup, *, method: Method = "auto",
 def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Dataset | None,
            n_draws: int) -> tuple[Array, str]:
     """Flat initial states of the draw(s): (D, n) and a description."""
-    from scalex.schema import initial_overlaps
+    from scalex.schema import initial_overlaps, initial_second_layer
 
     if init is not None:
         for name in ("q", "r"):
@@ -248,12 +248,7 @@ def _draws(setup: Setup, sys_: SymmetricSystem, seed: int | None, init: xr.Datas
             raise ValueError(f"init: q, r must have shapes (L, K, K), (L, K, M) = "
                              f"{(sys_.L, sys_.K, sys_.K)}, {(sys_.L, sys_.K, sys_.M)}; "
                              f"got {q.shape}, {r.shape}")
-        v = None
-        if sys_.nv and "v" in init.data_vars:
-            v = np.asarray(init["v"].isel(alpha=0).values if "alpha" in init["v"].dims
-                           else init["v"].values, dtype=float)
-            if v.shape != (sys_.K,):
-                raise ValueError(f"init: v must have shape (K,) = ({sys_.K},), got {v.shape}")
+        v = initial_second_layer(init, sys_.K) if sys_.nv and "v" in init.data_vars else None
         return sys_.pack(q, r, v)[None], "init"
     seeds = [seed] if seed is not None else list(range(n_draws))
     xs = []

@@ -302,7 +302,12 @@ def solve_ode(
             raise ValueError(f"{name}: must be finite and > 0, got {tol!r}")
     if progress not in (None, True, False):
         raise ValueError(f"progress: must be None, True or False, got {progress!r}")
-    from scalex.schema import check_record, second_layer_extra, weighted_extra
+    from scalex.schema import (
+        check_record,
+        initial_second_layer,
+        second_layer_extra,
+        weighted_extra,
+    )
 
     rec = check_record(record)
     q0, r0, t, start = _initial(setup, init, seed)
@@ -311,7 +316,7 @@ def solve_ode(
     sp = setup.spectrum
     v, w = setup.second_layer
     if setup.train_v and init is not None and "v" in init.data_vars:
-        v = _initial_v(init, setup.K)
+        v = initial_second_layer(init, setup.K)
     kwargs = dict(eigenvalues=sp.eigenvalues, fractions=sp.fractions, v=v, w=w, eta=setup.eta,
                   activation=setup.activation, noise=setup.noise, trained=setup.trained_groups)
     if setup.train_v:
@@ -446,17 +451,6 @@ def solve_ode(
     ds = make_dataset(setup, alpha, q_out, r_out, t, method="ode", eg=eg, status=status,
                       extra=extra, attrs=attrs)
     return ds.drop_vars([name for name in ("q", "r") if name not in rec])
-
-
-def _initial_v(init: xr.Dataset, K: int) -> Array:
-    """The trained second layer of ``init`` (``v``, at its first alpha), for ``train_v``."""
-    v = init["v"]
-    if "alpha" in v.dims:
-        v = v.isel(alpha=0)
-    if v.dims != ("student_i",) or v.shape != (K,) or not np.all(np.isfinite(v.values)):
-        raise ValueError(f"init: variable 'v' must be finite with dims ('student_i',) of size "
-                         f"K={K} (after taking its first alpha), got {v.dims} {v.shape}")
-    return np.asarray(v.values, dtype=float)
 
 
 def _generalization_error(setup: Setup, system: AugmentedSystem, Q: Array, R: Array, t: Array,
