@@ -332,12 +332,11 @@ def _pair_job(C: Array, v: Array, c: Array, T: Array, OM: Array, W: Array, out: 
 
 @numba.njit(cache=True, error_model="numpy", parallel=True)
 def _second_moment_kernel(C: Array, v: Array, c: Array, T: Array, OM: Array,
-                            W: Array) -> Array:  # pragma: no cover - compiled
+                          W: Array) -> Array:  # pragma: no cover - compiled
     out = np.empty((C.shape[0], v.shape[0], v.shape[0]))
     for job in prange(C.shape[0] * (v.shape[0] * (v.shape[0] + 1) // 2)):
         _pair_job(C, v, c, T, OM, W, out, job)
     return out
-
 
 
 
